@@ -1,0 +1,215 @@
+"""The Kafka bus on aiokafka: idempotent producer with acks=all, manual-commit consumers.
+
+`start()` never blocks on the broker: it connects in the background with backoff, so that a
+service stays alive (liveness) while Kafka is down, and reports not-ready (readiness) until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as KafkaTP
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from .base import Headers, Message, TopicPartition, as_bytes
+
+log = logging.getLogger(__name__)
+
+
+class BusUnavailable(ConnectionError):
+    """The broker cannot be reached right now; retry later."""
+
+
+async def _with_backoff(what: str, attempt_fn: object, stop: asyncio.Event) -> None:
+    """Call `attempt_fn()` until it succeeds or `stop` is set; exponential backoff with jitter."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            await attempt_fn()  # type: ignore[operator]
+            return
+        except (KafkaError, OSError) as exc:
+            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+            try:
+                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.5))
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 10.0)
+
+
+class KafkaBus:
+    name = "kafka"
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        topic_prefix: str = "",
+        request_timeout_ms: int = 30_000,
+        partitions: int = 3,
+        linger_ms: int = 2,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic_prefix = topic_prefix
+        self.partitions = partitions
+        self._request_timeout_ms = request_timeout_ms
+        self._linger_ms = linger_ms
+        self._producer: AIOKafkaProducer | None = None
+        self._connected = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._connect_task: asyncio.Task[None] | None = None
+
+    def physical(self, topic: str) -> str:
+        return self.topic_prefix + topic
+
+    def logical(self, topic: str) -> str:
+        return topic[len(self.topic_prefix) :] if topic.startswith(self.topic_prefix) else topic
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._connect_task = asyncio.create_task(self._connect(), name="kafka-producer-connect")
+
+    async def _connect(self) -> None:
+        async def attempt() -> None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=self._linger_ms,
+                request_timeout_ms=self._request_timeout_ms,
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+
+        await _with_backoff("kafka producer connect", attempt, self._stopping)
+        if self._producer is not None:
+            self._connected.set()
+            log.info("kafka producer connected to %s", self.bootstrap)
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._connect_task is not None:
+            await self._connect_task
+        if self._producer is not None:
+            await self._producer.stop()  # flushes what is still buffered
+            self._producer = None
+        self._connected.clear()
+
+    async def ready(self) -> bool:
+        if self._producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 3)
+            return True
+        except (KafkaError, OSError, TimeoutError):
+            return False
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create missing topics (idempotent); the broker's auto-create is not relied upon."""
+        wanted = {self.physical(t) for t in topics}
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = sorted(wanted - existing)
+            if missing:
+                await admin.create_topics(
+                    [NewTopic(name, num_partitions=self.partitions, replication_factor=1) for name in missing]
+                )
+                # wait until metadata shows them, so consumers get assignments at once
+                for _ in range(50):
+                    if wanted <= set(await admin.list_topics()):
+                        break
+                    await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+
+    async def send(
+        self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()
+    ) -> asyncio.Future[None]:
+        if self._producer is None:
+            raise BusUnavailable(f"Kafka at {self.bootstrap} is not connected")
+        fut: asyncio.Future[None] = await self._producer.send(
+            self.physical(topic), value, key=as_bytes(key), headers=list(headers)
+        )
+        return fut
+
+    async def publish(
+        self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()
+    ) -> None:
+        await (await self.send(topic, value, key=key, headers=headers))
+
+    def consumer(self, topics: Sequence[str], group_id: str) -> KafkaRawConsumer:
+        return KafkaRawConsumer(self, list(topics), group_id)
+
+
+class KafkaRawConsumer:
+    def __init__(self, bus: KafkaBus, topics: list[str], group_id: str) -> None:
+        self.bus, self.topics, self.group_id = bus, topics, group_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        async def attempt() -> None:
+            consumer = AIOKafkaConsumer(
+                *[self.bus.physical(t) for t in self.topics],
+                bootstrap_servers=self.bus.bootstrap,
+                group_id=self.bus.topic_prefix + self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                max_poll_interval_ms=300_000,
+            )
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                raise
+            self._consumer = consumer
+
+        await _with_backoff(f"kafka consumer {self.group_id} start", attempt, self._stopping)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> list[Message]:
+        if self._consumer is None:
+            await asyncio.sleep(timeout_ms / 1000)
+            return []
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        out: list[Message] = []
+        for tp, records in batches.items():
+            topic = self.bus.logical(tp.topic)
+            for r in records:
+                out.append(
+                    Message(
+                        topic, tp.partition, r.offset, r.key, r.value,
+                        tuple((k, v) for k, v in (r.headers or ())), r.timestamp,
+                    )
+                )
+        return out
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self._consumer is None or not offsets:
+            return
+        try:
+            await self._consumer.commit(
+                {KafkaTP(self.bus.physical(tp.topic), tp.partition): off for tp, off in offsets.items()}
+            )
+        except CommitFailedError as exc:
+            # The group rebalanced; the new owner re-reads from the last commit (idempotent handlers).
+            log.warning("commit failed after a rebalance, messages will be redelivered: %s", exc)

@@ -1,0 +1,36 @@
+"""The actions app factory: `uvicorn --factory npsloop_actions.main:create_app`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from npsloop_platform.app import Component, create_service_app
+from npsloop_platform.bus import Bus
+from npsloop_platform.db import Database, Migrations
+from npsloop_platform.outbox import OutboxRelay
+
+from .api.cases import router as cases_router
+from .config import ActionsSettings
+from .consumer import build_consumer
+from .models import SCHEMA, OutboxRow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(
+    settings: ActionsSettings, bus: Bus, db: Database | None = None
+) -> tuple[list[Component], list[APIRouter]]:
+    url = settings.require_database_url()
+    db = db or Database(url)
+    relay = OutboxRelay(
+        db, bus, OutboxRow.__table__, batch=settings.outbox_batch, poll_s=settings.outbox_poll_s  # type: ignore[arg-type]
+    )
+    consumer = build_consumer(settings, bus, db, relay)
+    return [db, Migrations(url, MIGRATIONS, SCHEMA), relay, consumer], [cases_router]
+
+
+def create_app(settings: ActionsSettings | None = None, bus: Bus | None = None) -> FastAPI:
+    app = create_service_app("actions", settings or ActionsSettings(), build, bus)
+    app.state.db = next(c for c in app.state.components if isinstance(c, Database))
+    return app

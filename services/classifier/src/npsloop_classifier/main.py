@@ -1,0 +1,19 @@
+"""The classifier app factory: `uvicorn --factory npsloop_classifier.main:create_app`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from npsloop_platform.app import Component, create_service_app
+from npsloop_platform.bus import Bus
+
+from .config import ClassifierSettings
+from .consumer import build_consumer
+from .sentiment import Vader
+
+
+def build(settings: ClassifierSettings, bus: Bus) -> tuple[list[Component], list[APIRouter]]:
+    return [build_consumer(settings, bus, Vader())], []
+
+
+def create_app(settings: ClassifierSettings | None = None, bus: Bus | None = None) -> FastAPI:
+    return create_service_app("classifier", settings or ClassifierSettings(), build, bus)

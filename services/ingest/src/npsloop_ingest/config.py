@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from npsloop_platform.settings import PlatformSettings
+from pydantic import Field
+
+
+class IngestSettings(PlatformSettings):
+    source_name: str = Field(default="npsloop-ingest", description="The envelope's `source`.")
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with a 503.")

@@ -1,0 +1,1 @@
+"""npsloop notifier service."""

@@ -1,0 +1,1 @@
+"""npsloop: the one-process embedded runner and CLI."""
