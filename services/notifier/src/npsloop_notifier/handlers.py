@@ -93,7 +93,7 @@ async def deliver(
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
-            wait=wait_exponential_jitter(initial=policy.backoff_initial_s, max=policy.backoff_max_s),
+            wait=wait_exponential_jitter(multiplier=policy.backoff_initial_s, max=policy.backoff_max_s),
             retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and not e.permanent),
             reraise=True,
         ):

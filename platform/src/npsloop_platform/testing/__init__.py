@@ -1,0 +1,1 @@
+"""Test fixtures shared by every npsloop test suite (loaded with `-p npsloop_platform.testing.plugin`)."""

@@ -1,0 +1,37 @@
+"""Helpers for tests that wait on asynchronous pipelines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..bus import Bus, Message
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def read_topic(bus: Bus, topic: str, count: int, timeout: float = 60) -> list[Message]:
+    """Read at least `count` messages of a topic with a fresh consumer group."""
+    consumer = bus.consumer([topic], f"reader-{time.monotonic_ns()}")
+    await consumer.start()
+    out: list[Message] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            out += await consumer.getmany(200, 1000)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def feedback_body(score: int, **extra: Any) -> dict[str, Any]:
+    return {"tenant_id": "acme", "store_id": "berlin-1", "channel": "pos", "score": score, **extra}

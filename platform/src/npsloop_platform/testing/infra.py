@@ -1,0 +1,80 @@
+"""Starting and stopping the real Kafka broker and PostgreSQL for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+from sqlalchemy import make_url
+
+REPO = Path(__file__).resolve().parents[4]
+KAFKA_SCRIPT = REPO / "deploy" / "local" / "kafka.sh"
+
+
+@contextmanager
+def kafka_broker(data_dir: Path, port: int) -> Iterator[str]:
+    """Start a broker of our own (own data dir and port) and stop it afterwards.
+
+    NPSLOOP_TEST_KAFKA_BOOTSTRAP=host:port uses an existing broker instead (it is not stopped).
+    """
+    existing = os.environ.get("NPSLOOP_TEST_KAFKA_BOOTSTRAP")
+    if existing:
+        yield existing
+        return
+    env = {**os.environ, "NPSLOOP_KAFKA_DATA": str(data_dir), "NPSLOOP_KAFKA_PORT": str(port)}
+    result = subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"Kafka did not start:\n{result.stdout}\n{result.stderr}")
+    try:
+        yield result.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["bash", str(KAFKA_SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
+
+
+@contextmanager
+def postgres_server(data_dir: Path) -> Iterator[str]:
+    """DATABASE_URL if set, else an embedded PostgreSQL in `data_dir`, stopped afterwards."""
+    existing = os.environ.get("DATABASE_URL") or os.environ.get("NPSLOOP_DATABASE_URL")
+    if existing:
+        yield existing
+        return
+    from ..embedded_pg import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(data_dir)
+    url = pg.start()
+    try:
+        yield url
+    finally:
+        pg.stop()
+
+
+@asynccontextmanager
+async def fresh_database(server_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the server for one test; dropped afterwards."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    base = make_url(server_url)
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(
+            user=base.username, password=base.password or None, database=base.database or "postgres",
+            host=base.query.get("host") or base.host, port=base.port,
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+

@@ -1,0 +1,94 @@
+"""Real loopback servers for tests: an SMTP server (aiosmtpd) and an HTTP sink (stdlib)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message as EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class SmtpSink:
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1 in its own thread; `stop()` stops it."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.sink = SmtpSink("127.0.0.1", free_port())
+        self._controller = Controller(self.sink, hostname="127.0.0.1", port=self.sink.port)
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        return self.sink
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+@dataclass
+class HttpSink:
+    """Records every POST. `fail_next` answers that many requests with `fail_status` first."""
+
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: int = 0
+    fail_status: int = 503
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class HttpServer:
+    def __init__(self) -> None:
+        sink = self.sink = HttpSink()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with sink.lock:
+                    failing = sink.fail_next > 0
+                    if failing:
+                        sink.fail_next -= 1
+                    else:
+                        sink.requests.append(
+                            {"path": self.path, "headers": dict(self.headers), "json": json.loads(body or b"null")}
+                        )
+                self.send_response(sink.fail_status if failing else 201)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"ok": %s}' % (b"false" if failing else b"true"))
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        sink.url = f"http://127.0.0.1:{self._server.server_address[1]}/call-tasks"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> HttpSink:
+        self._thread.start()
+        return self.sink
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

@@ -1,0 +1,73 @@
+"""`npsloop run`: the whole loop in one process (in-memory bus, embedded Postgres, local mail)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+    from npsloop_platform.bus import MemoryBus
+    from npsloop_platform.logging import configure_logging
+
+    from .loop import Loop
+
+    data = Path(args.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    configure_logging(os.environ.get("NPSLOOP_LOG_LEVEL", "INFO"), json=args.json_logs, service="npsloop")
+    pg = None
+    url = os.environ.get("DATABASE_URL") or os.environ.get("NPSLOOP_DATABASE_URL")
+    if not url:
+        from npsloop_platform.embedded_pg import EmbeddedPostgres
+
+        pg = EmbeddedPostgres(data / "pg")
+        url = pg.start()
+    try:
+        loop = Loop(
+            MemoryBus(),
+            url,
+            mail_dir=data / "mail",
+            call_task_dir=data / "call-tasks",
+            log_json=args.json_logs,
+        )
+        base = f"http://{args.host}:{args.port}"
+        print(
+            f"""
+npsloop is running (in-memory bus, {'embedded Postgres in ' + str(data / 'pg') if pg else 'DATABASE_URL'}).
+
+  post feedback   curl -s -X POST {base}/v1/feedback -H 'Content-Type: application/json' \\
+                    -d '{{"tenant_id":"acme","store_id":"berlin-1","channel":"pos","score":3,"comment":"Long wait at the till","customer_id":"c-42"}}'
+  dashboard       {base}/
+  API docs        {base}/docs
+  emails          {data / 'mail'}/new/
+  call tasks      {data / 'call-tasks'}/
+  stop            Ctrl-C
+""",
+            flush=True,
+        )
+        uvicorn.run(loop.app(), host=args.host, port=args.port, log_level="warning")
+    finally:
+        if pg is not None:
+            pg.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="npsloop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="the whole loop in one process (the embedded default)")
+    p_run.add_argument("--host", default="127.0.0.1")
+    p_run.add_argument("--port", type=int, default=int(os.environ.get("NPSLOOP_HTTP_PORT", 8000)))
+    p_run.add_argument("--data-dir", default=os.environ.get("NPSLOOP_DATA_DIR", ".npsloop"))
+    p_run.add_argument("--json-logs", action="store_true", help="JSON logs (default: readable text)")
+    p_run.set_defaults(func=run)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

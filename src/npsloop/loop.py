@@ -1,0 +1,62 @@
+"""All four services composed in one process on one bus: the embedded default and the pipeline tests.
+
+Each service contributes the same parts (`build(settings, bus)`) it runs with on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from npsloop_actions.config import ActionsSettings
+from npsloop_actions.main import build as build_actions
+from npsloop_classifier.config import ClassifierSettings
+from npsloop_classifier.main import build as build_classifier
+from npsloop_ingest.config import IngestSettings
+from npsloop_ingest.main import build as build_ingest
+from npsloop_notifier.config import NotifierSettings
+from npsloop_notifier.main import build as build_notifier
+from npsloop_platform.app import Component, create_app
+from npsloop_platform.bus import Bus
+from npsloop_platform.consumer import EventConsumer
+from npsloop_platform.db import Database
+
+from .dashboard import router as dashboard_router
+
+
+class Loop:
+    def __init__(self, bus: Bus, database_url: str, **overrides: Any) -> None:
+        """`overrides` are settings fields (e.g. smtp_port, call_task_url) applied to every service."""
+        common: dict[str, Any] = {"bus": bus.name, "database_url": database_url, **overrides}
+        self.bus = bus
+        self.ingest_settings = IngestSettings(**common)
+        self.notifier_settings = NotifierSettings(**common)
+        ingest, ingest_routes = build_ingest(self.ingest_settings, bus)
+        classifier, _ = build_classifier(ClassifierSettings(**common), bus)
+        actions, actions_routes = build_actions(ActionsSettings(**common), bus)
+        notifier, _ = build_notifier(self.notifier_settings, bus)
+        self.components: list[Component] = [*ingest, *classifier, *actions, *notifier]
+        self.actions_db = next(c for c in actions if isinstance(c, Database))
+        self.consumers = {c.group_id: c for c in self.components if isinstance(c, EventConsumer)}
+        self.routers = [*ingest_routes, *actions_routes, dashboard_router]
+
+    async def start(self) -> None:
+        for component in self.components:
+            await component.start()
+
+    async def stop(self) -> None:
+        for component in reversed(self.components):
+            await component.stop()
+
+    def app(self, *, manage_bus: bool = True, manage_components: bool = True) -> FastAPI:
+        """One ASGI app: ingest's and actions' routes, the dashboard, /healthz and /readyz."""
+        components: list[Component] = [*([self.bus] if manage_bus else [])]
+        if manage_components:
+            components += self.components
+        app = create_app(
+            "npsloop (embedded)",
+            components,
+            self.routers,
+            state={"bus": self.bus, "settings": self.ingest_settings, "db": self.actions_db, "loop": self},
+        )
+        return app

@@ -1,0 +1,85 @@
+"""The whole loop, once on the in-memory bus and once on real Kafka, into real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from npsloop.loop import Loop
+from npsloop_platform.testing.servers import HttpSink, SmtpSink
+from sqlalchemy import text
+
+from npsloop_platform.testing.helpers import eventually, feedback_body
+
+
+async def scalar(loop: Loop, sql: str) -> object:
+    async with loop.actions_db.session() as session:
+        return (await session.execute(text(sql))).scalar_one()
+
+
+async def test_three_feedbacks_close_the_loop_exactly_once(
+    loop: Loop, client: httpx.AsyncClient, smtp_server: SmtpSink, http_sink: HttpSink
+) -> None:
+    detractor_id = str(uuid.uuid4())
+    bodies = [
+        feedback_body(10, customer_id="c-promoter", contact={"name": "Ann", "email": "ann@example.com"}),
+        feedback_body(8, customer_id="c-passive", contact={"email": "pat@example.com"}),
+        feedback_body(
+            2, customer_id="c-detractor", event_id=detractor_id, comment="Rude staff and a long queue",
+            contact={"phone": "+49 151 1234567"},
+        ),
+    ]
+    for body in bodies:
+        response = await client.post("/v1/feedback", json=body)
+        assert response.status_code == 202, response.text
+
+    async def loop_closed() -> bool:
+        status = await scalar(loop, "SELECT coalesce(max(status), '') FROM actions.cases")
+        return len(smtp_server.messages) >= 1 and len(http_sink.requests) >= 1 and status == "contacted"
+
+    await eventually(loop_closed, what="one email, one call task and a contacted case")
+
+    # The producer retries the detractor with the same event_id: nothing may happen twice.
+    handled_before = loop.consumers["actions"].stats.handled
+    assert (await client.post("/v1/feedback", json=bodies[2])).status_code == 202
+
+    async def duplicate_consumed() -> bool:
+        return loop.consumers["actions"].stats.handled > handled_before
+
+    await eventually(duplicate_consumed, what="the duplicate to reach actions")
+
+    assert await scalar(loop, "SELECT count(*) FROM actions.feedback") == 3
+    assert await scalar(loop, "SELECT count(*) FROM actions.cases") == 1
+    assert await scalar(loop, "SELECT segment FROM actions.cases") == "detractor"
+    assert await scalar(loop, "SELECT count(*) FROM actions.outbox WHERE published_at IS NULL") == 0
+
+    assert len(smtp_server.messages) == 1
+    mail = smtp_server.messages[0]
+    assert mail["To"] == "ann@example.com"
+    assert "10/10" in mail.get_payload()
+
+    assert len(http_sink.requests) == 1
+    task = http_sink.requests[0]["json"]
+    assert task["score"] == 2
+    assert task["contact"]["phone"] == "+49 151 1234567"
+    assert task["comment"] == "Rude staff and a long queue"
+    assert http_sink.requests[0]["headers"]["Idempotency-Key"] == task["delivery_id"]
+
+    timeline = await scalar(
+        loop, "SELECT string_agg(entry, ',' ORDER BY id) FROM actions.case_timeline"
+    )
+    assert timeline == "opened,delivery_sent"
+
+
+async def test_nps_endpoint_reports_margin_of_error(loop: Loop, client: httpx.AsyncClient) -> None:
+    for score in (10, 9, 7, 3):
+        assert (await client.post("/v1/feedback", json=feedback_body(score))).status_code == 202
+
+    async def stored() -> bool:
+        return await scalar(loop, "SELECT count(*) FROM actions.feedback") == 4
+
+    await eventually(stored, what="four feedbacks stored")
+    nps = (await client.get("/v1/nps", params={"tenant_id": "acme"})).json()
+    assert nps["n"] == 4 and nps["nps"] == 25.0
+    assert nps["small_sample"] is True
+    assert nps["margin_of_error"] > 50
