@@ -118,11 +118,14 @@ class EventConsumer:
         max_attempts: int = 5,
         max_batch: int = 500,
         poll_ms: int = 200,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 10.0,
     ) -> None:
         self.bus, self.topics, self.group_id, self.handler = bus, list(topics), group_id, handler
         self.name = f"consumer:{group_id}"
         self.is_transient = is_transient
         self.max_attempts, self.max_batch, self.poll_ms = max_attempts, max_batch, poll_ms
+        self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
         self.stats = ConsumerStats()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -180,7 +183,7 @@ class EventConsumer:
         except (ValidationError, PermanentError, ValueError) as exc:
             await self._dead_letter(msg, exc)
             return
-        attempts, delay = 0, 0.1
+        attempts, delay = 0, self.retry_initial_s
         while True:
             try:
                 await self.handler(event, msg, publisher)
@@ -207,7 +210,7 @@ class EventConsumer:
                     raise _Stopping() from exc
                 except TimeoutError:
                     pass
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, self.retry_max_s)
 
     async def _dead_letter(self, msg: Message, exc: BaseException) -> None:
         reason = _reason(exc)

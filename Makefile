@@ -1,0 +1,55 @@
+# npsloop: every command a person runs is a target here. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+BOOTSTRAP := .cache/bootstrap
+UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
+PYTEST_ARGS ?=
+BENCH_EVENTS ?= 20000
+
+.PHONY: help install run test test-fast lint schemas bench kafka-start kafka-stop kafka-status clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BOOTSTRAP)/bin/uv:
+	@echo "uv not found: installing uv $(UV_VERSION) into $(BOOTSTRAP) (PyPI)"
+	python3 -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/pip install -q "uv==$(UV_VERSION)"
+
+install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## Create .venv with every dependency (uv sync --frozen)
+	$(UV) sync --frozen --python 3.11
+
+run: install ## Run the whole loop in one process: in-memory bus, embedded Postgres, mail to .npsloop/mail
+	$(UV) run --frozen npsloop run
+
+test: install ## Install what is missing, start real Kafka and Postgres, run every test
+	bash deploy/local/kafka.sh resolve
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+test-fast: install ## Only the tests that need no Kafka broker
+	$(UV) run --frozen pytest -m "not kafka" $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy (strict)
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen mypy schemas/src platform/src services/*/src src
+
+schemas: install ## Export JSON Schema per event and the AsyncAPI document to schemas/
+	$(UV) run --frozen python -m npsloop_schemas.export schemas/jsonschema
+
+bench: install ## End-to-end benchmark on real Kafka and Postgres, services as separate processes (BENCH_EVENTS=20000)
+	bash deploy/local/kafka.sh resolve
+	$(UV) run --frozen python -m bench.e2e --events $(BENCH_EVENTS)
+
+kafka-start: ## Start the local Kafka broker (127.0.0.1:19092); a second start reuses it
+	bash deploy/local/kafka.sh start
+
+kafka-stop: ## Stop the local Kafka broker
+	bash deploy/local/kafka.sh stop
+
+kafka-status: ## Is the local Kafka broker running?
+	bash deploy/local/kafka.sh status
+
+clean: ## Remove .venv, caches and the embedded data in .npsloop (not the Kafka jar cache)
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .npsloop $(BOOTSTRAP)
