@@ -4,15 +4,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+
 from npsloop.loop import Loop
 from npsloop_platform.bus import Bus
 from npsloop_platform.testing.servers import HttpSink, SmtpSink
 
 
 @pytest.fixture
-async def loop(
-    bus: Bus, database_url: str, smtp_server: SmtpSink, http_sink: HttpSink
-) -> AsyncIterator[Loop]:
+async def loop(bus: Bus, database_url: str, smtp_server: SmtpSink, http_sink: HttpSink) -> AsyncIterator[Loop]:
     """All four services in this process on the parametrized bus, with real SMTP and HTTP sinks."""
     the_loop = Loop(
         bus,

@@ -17,9 +17,14 @@ def envelope(score: object) -> bytes:
     eid = str(uuid.uuid4())
     return json.dumps(
         {
-            "event_id": eid, "event_type": "feedback.received", "schema_version": 1,
-            "occurred_at": "2026-11-01T09:00:00Z", "tenant_id": "acme", "source": "test",
-            "correlation_id": eid, "payload": {"score": score, "channel": "web", "comment": "Great help!"},
+            "event_id": eid,
+            "event_type": "feedback.received",
+            "schema_version": 1,
+            "occurred_at": "2026-11-01T09:00:00Z",
+            "tenant_id": "acme",
+            "source": "test",
+            "correlation_id": eid,
+            "payload": {"score": score, "channel": "web", "comment": "Great help!"},
         }
     ).encode()
 

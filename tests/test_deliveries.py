@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import text
+
 from npsloop.loop import Loop
 from npsloop_platform.testing.helpers import eventually, feedback_body, read_topic
 from npsloop_platform.testing.servers import HttpSink
 from npsloop_schemas import Topics
-from sqlalchemy import text
 
 
 async def rows(loop: Loop, sql: str) -> list[tuple[object, ...]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from npsloop_ingest.config import IngestSettings
 from npsloop_ingest.main import create_app
 from npsloop_platform.bus.kafka import KafkaBus
@@ -17,7 +18,9 @@ async def test_broker_down_answers_503_with_retry_after() -> None:
     await bus.start()
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://i") as client:
-            response = await client.post("/v1/feedback", json=feedback_body(5, event_id="0f8fad5b-d9cb-469f-a165-70867728950e"))
+            response = await client.post(
+                "/v1/feedback", json=feedback_body(5, event_id="0f8fad5b-d9cb-469f-a165-70867728950e")
+            )
             ready = await client.get("/readyz")
             live = await client.get("/healthz")
     finally:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from npsloop.loop import Loop
-from npsloop_platform.testing.servers import HttpSink, SmtpSink
 from sqlalchemy import text
 
+from npsloop.loop import Loop
 from npsloop_platform.testing.helpers import eventually, feedback_body
+from npsloop_platform.testing.servers import HttpSink, SmtpSink
 
 
 async def scalar(loop: Loop, sql: str) -> object:
@@ -25,7 +25,10 @@ async def test_three_feedbacks_close_the_loop_exactly_once(
         feedback_body(10, customer_id="c-promoter", contact={"name": "Ann", "email": "ann@example.com"}),
         feedback_body(8, customer_id="c-passive", contact={"email": "pat@example.com"}),
         feedback_body(
-            2, customer_id="c-detractor", event_id=detractor_id, comment="Rude staff and a long queue",
+            2,
+            customer_id="c-detractor",
+            event_id=detractor_id,
+            comment="Rude staff and a long queue",
             contact={"phone": "+49 151 1234567"},
         ),
     ]
@@ -65,9 +68,7 @@ async def test_three_feedbacks_close_the_loop_exactly_once(
     assert task["comment"] == "Rude staff and a long queue"
     assert http_sink.requests[0]["headers"]["Idempotency-Key"] == task["delivery_id"]
 
-    timeline = await scalar(
-        loop, "SELECT string_agg(entry, ',' ORDER BY id) FROM actions.case_timeline"
-    )
+    timeline = await scalar(loop, "SELECT string_agg(entry, ',' ORDER BY id) FROM actions.case_timeline")
     assert timeline == "opened,delivery_sent"
 
 

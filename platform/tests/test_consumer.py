@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from npsloop_platform.bus import Message, MemoryBus
+from npsloop_platform.bus import MemoryBus, Message
 from npsloop_platform.consumer import EventConsumer, PermanentError, Publisher
 from npsloop_platform.testing.helpers import eventually
 from npsloop_schemas import Event, Topics
@@ -14,9 +14,16 @@ from npsloop_schemas import Event, Topics
 def event_bytes(score: int = 5) -> bytes:
     eid = str(uuid.uuid4())
     return json.dumps(
-        {"event_id": eid, "event_type": "feedback.received", "schema_version": 1,
-         "occurred_at": "2026-11-01T09:00:00Z", "tenant_id": "acme", "source": "t", "correlation_id": eid,
-         "payload": {"score": score, "channel": "pos"}}
+        {
+            "event_id": eid,
+            "event_type": "feedback.received",
+            "schema_version": 1,
+            "occurred_at": "2026-11-01T09:00:00Z",
+            "tenant_id": "acme",
+            "source": "t",
+            "correlation_id": eid,
+            "payload": {"score": score, "channel": "pos"},
+        }
     ).encode()
 
 
@@ -64,9 +71,7 @@ async def test_a_bug_is_retried_max_attempts_then_dead_lettered_and_the_partitio
         if event.payload.score == 1:  # type: ignore[union-attr]
             raise KeyError("bug")
 
-    consumer = EventConsumer(
-        bus, [Topics.FEEDBACK_RECEIVED], "g", handler, max_attempts=3, retry_initial_s=0.01
-    )
+    consumer = EventConsumer(bus, [Topics.FEEDBACK_RECEIVED], "g", handler, max_attempts=3, retry_initial_s=0.01)
 
     async def moved_on() -> bool:
         return consumer.stats.handled == 1

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from npsloop_schemas.compat import breaking_changes
 from npsloop_schemas.export import asyncapi, event_schemas
 
@@ -70,8 +71,11 @@ def test_asyncapi_lists_every_topic_and_message() -> None:
     doc = asyncapi()
     addresses = {c["address"] for c in doc["channels"].values()}
     assert addresses == {
-        "feedback.received.v1", "feedback.classified.v1", "case.events.v1",
-        "notification.requested.v1", "notification.status.v1",
+        "feedback.received.v1",
+        "feedback.classified.v1",
+        "case.events.v1",
+        "notification.requested.v1",
+        "notification.status.v1",
     }
     assert len(doc["components"]["messages"]) == len(CURRENT)
     published = json.loads((SNAPSHOTS.parent / "asyncapi.json").read_text())

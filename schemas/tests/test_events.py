@@ -3,6 +3,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
+
 from npsloop_schemas import (
     Band,
     FeedbackReceivedV1,
@@ -11,7 +13,6 @@ from npsloop_schemas import (
     nps_summary,
     parse_event,
 )
-from pydantic import ValidationError
 
 EID = "6a0f0d1e-1111-4222-8333-944455556666"
 
@@ -66,7 +67,7 @@ def test_rejects_naive_datetimes_with_the_field_name() -> None:
 def test_rejects_unknown_event_types_and_versions(event_type: str, version: int) -> None:
     data = feedback()
     data["event_type"], data["schema_version"] = event_type, version
-    (loc, msg), *_ = errors(data)
+    (_loc, msg), *_ = errors(data)
     assert "Unknown event_type/schema_version" in msg
     assert "feedback.received.v1" in msg  # says what is known
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+
     from npsloop_platform.bus import MemoryBus
     from npsloop_platform.logging import configure_logging
 
@@ -36,14 +37,14 @@ def run(args: argparse.Namespace) -> int:
         base = f"http://{args.host}:{args.port}"
         print(
             f"""
-npsloop is running (in-memory bus, {'embedded Postgres in ' + str(data / 'pg') if pg else 'DATABASE_URL'}).
+npsloop is running (in-memory bus, {"embedded Postgres in " + str(data / "pg") if pg else "DATABASE_URL"}).
 
   post feedback   curl -s -X POST {base}/v1/feedback -H 'Content-Type: application/json' \\
                     -d '{{"tenant_id":"acme","store_id":"berlin-1","channel":"pos","score":3,"comment":"Long wait at the till","customer_id":"c-42"}}'
   dashboard       {base}/
   API docs        {base}/docs
-  emails          {data / 'mail'}/new/
-  call tasks      {data / 'call-tasks'}/
+  emails          {data / "mail"}/new/
+  call tasks      {data / "call-tasks"}/
   stop            Ctrl-C
 """,
             flush=True,

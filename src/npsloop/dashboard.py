@@ -6,8 +6,9 @@ import html
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from npsloop_schemas import nps_summary
 from sqlalchemy import text
+
+from npsloop_schemas import nps_summary
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,9 +54,7 @@ async def dashboard(request: Request) -> HTMLResponse:
             f"<tr><td>{html.escape(tenant)}</td><td>{html.escape(store)}</td><td>{s.n}</td>"
             f"<td>{s.nps:+.0f}{flag}</td><td>&plusmn;{s.margin_of_error:.0f}</td></tr>"
         )
-    case_rows = [
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in cases
-    ]
+    case_rows = ["<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in cases]
     ns = loop.notifier_settings
     return HTMLResponse(
         _PAGE.format(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+
 from npsloop_actions.config import ActionsSettings
 from npsloop_actions.main import build as build_actions
 from npsloop_classifier.config import ClassifierSettings

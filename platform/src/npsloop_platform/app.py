@@ -82,6 +82,9 @@ def create_service_app(
     bus = bus or make_bus(settings)
     components, routers = build(settings, bus)
     return create_app(
-        f"npsloop {name}", [bus, *components], routers, state={"bus": bus, "settings": settings},
+        f"npsloop {name}",
+        [bus, *components],
+        routers,
+        state={"bus": bus, "settings": settings},
         **fastapi_kwargs,
     )

@@ -17,8 +17,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from npsloop_schemas import Envelope, Event, Topics, parse_event, serialize_event, topic_for
 from pydantic import ValidationError
+
+from npsloop_schemas import Envelope, Event, Topics, parse_event, serialize_event, topic_for
 
 from .bus.base import Bus, Headers, Message, TopicPartition
 
@@ -202,8 +203,12 @@ class EventConsumer:
                     return
                 log.warning(
                     "handler failed on %s[%d]@%d (%s, %s); retrying in %.1fs",
-                    msg.topic, msg.partition, msg.offset, "transient" if transient else f"attempt {attempts}",
-                    self.stats.last_error, delay,
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    "transient" if transient else f"attempt {attempts}",
+                    self.stats.last_error,
+                    delay,
                 )
                 try:
                     await asyncio.wait_for(self._stopping.wait(), delay * random.uniform(0.5, 1.5))
@@ -239,8 +244,6 @@ class EventConsumer:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
-        parts = [
-            f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)
-        ]
+        parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)]
         return "validation failed: " + "; ".join(parts)
     return f"{type(exc).__name__}: {exc}"

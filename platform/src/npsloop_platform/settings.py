@@ -35,6 +35,7 @@ class PlatformSettings(BaseSettings):
                 "(make run and make up start an embedded server for you)."
             )
         return self.database_url
+
     log_level: str = "INFO"
     log_json: bool = True
     http_host: str = "127.0.0.1"

@@ -26,7 +26,16 @@ from .events import (
 )
 from .keys import customer_key
 from .nps import Band, NpsSummary, band_for, nps_summary
-from .registry import ALL_TOPICS, EVENT_ADAPTER, EVENT_TYPES, Event, Topics, parse_event, serialize_event, topic_for
+from .registry import (
+    ALL_TOPICS,
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    Event,
+    Topics,
+    parse_event,
+    serialize_event,
+    topic_for,
+)
 
 __all__ = [
     "ALL_TOPICS",

@@ -41,8 +41,11 @@ def _variants(schema: dict[str, Any], root: dict[str, Any]) -> list[dict[str, An
 
 
 def breaking_changes(
-    old: dict[str, Any], new: dict[str, Any], path: str = "$",
-    old_root: dict[str, Any] | None = None, new_root: dict[str, Any] | None = None,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    path: str = "$",
+    old_root: dict[str, Any] | None = None,
+    new_root: dict[str, Any] | None = None,
 ) -> list[str]:
     """Return a human-readable list of the incompatible differences (empty when compatible)."""
     old_root = old if old_root is None else old_root
@@ -57,11 +60,11 @@ def breaking_changes(
         return problems
     o, n = old_vs[0], new_vs[0]
     ot, nt = _types(o), _types(n)
-    if ot is not None and nt is not None and not ot <= nt | ({"number"} if "integer" in ot else set()):
+    widened = (nt or set()) | ({"integer"} if nt and "number" in nt else set())  # int -> number is fine
+    if ot is not None and nt is not None and not ot <= widened:
         problems.append(f"{path}: type changed from {sorted(ot)} to {sorted(nt)}")
-    if "const" in o or "const" in n:
-        if "const" in n and n.get("const") != o.get("const"):
-            problems.append(f"{path}: const changed from {o.get('const')!r} to {n.get('const')!r}")
+    if "const" in n and n.get("const") != o.get("const"):
+        problems.append(f"{path}: const changed from {o.get('const')!r} to {n.get('const')!r}")
     if "enum" in n:
         old_values = set(map(repr, o.get("enum", [o["const"]] if "const" in o else [])))
         missing = old_values - set(map(repr, n["enum"]))

@@ -34,9 +34,7 @@ class Envelope(Contract):
     event_type: str
     schema_version: int
     occurred_at: AwareDatetime = Field(description="When it happened in the world (timezone required).")
-    recorded_at: AwareDatetime = Field(
-        default_factory=utcnow, description="When npsloop recorded it (UTC)."
-    )
+    recorded_at: AwareDatetime = Field(default_factory=utcnow, description="When npsloop recorded it (UTC).")
     tenant_id: TenantId
     source: str = Field(min_length=1, max_length=128, description="The producing system or service.")
     correlation_id: uuid.UUID = Field(description="Shared by every event of one feedback's journey.")

@@ -1,6 +1,6 @@
 """Export a JSON Schema per event and an AsyncAPI 3.0 document for the topics.
 
-    python -m npsloop_schemas.export schemas/jsonschema      (make schemas)
+python -m npsloop_schemas.export schemas/jsonschema      (make schemas)
 """
 
 from __future__ import annotations

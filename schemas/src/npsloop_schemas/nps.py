@@ -53,6 +53,4 @@ def nps_summary(promoters: int, passives: int, detractors: int) -> NpsSummary:
         return NpsSummary(0, 0, 0, 0, None, None, True)
     p, d = promoters / n, detractors / n
     se = 100 * math.sqrt(max(p + d - (p - d) ** 2, 0.0) / n)
-    return NpsSummary(
-        n, promoters, passives, detractors, 100 * (p - d), 1.96 * se, n < SMALL_SAMPLE
-    )
+    return NpsSummary(n, promoters, passives, detractors, 100 * (p - d), 1.96 * se, n < SMALL_SAMPLE)

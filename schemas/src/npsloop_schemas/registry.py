@@ -67,9 +67,7 @@ Event = Annotated[
     Discriminator(
         _tag,
         custom_error_type="unknown_event_type",
-        custom_error_message=(
-            "Unknown event_type/schema_version; known: " + ", ".join(sorted(EVENT_TYPES))
-        ),
+        custom_error_message=("Unknown event_type/schema_version; known: " + ", ".join(sorted(EVENT_TYPES))),
     ),
 ]
 

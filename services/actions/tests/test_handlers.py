@@ -54,15 +54,24 @@ class FakeRepo:
         self.outbox.append((event, key))
 
 
-def classified(score: int, email: str | None = None, consent: bool = True, customer: str | None = "c-1") -> FeedbackClassifiedV1:
+def classified(
+    score: int, email: str | None = None, consent: bool = True, customer: str | None = "c-1"
+) -> FeedbackClassifiedV1:
     fid = uuid.uuid4()
     fb = FeedbackReceivedPayloadV1(
-        score=score, channel="web", customer_id=customer, contact=Contact(email=email, phone="+4915112345678"),
+        score=score,
+        channel="web",
+        customer_id=customer,
+        contact=Contact(email=email, phone="+4915112345678"),
         consent_to_contact=consent,
     )
     return FeedbackClassifiedV1(
-        event_id=uuid.uuid4(), occurred_at=datetime(2026, 11, 1, tzinfo=UTC), tenant_id="acme", source="t",
-        correlation_id=fid, causation_id=fid,
+        event_id=uuid.uuid4(),
+        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
+        tenant_id="acme",
+        source="t",
+        correlation_id=fid,
+        causation_id=fid,
         payload=FeedbackClassifiedPayloadV1(feedback_event_id=fid, feedback=fb, band=band_for(score)),
     )
 
@@ -112,11 +121,18 @@ async def test_sent_call_task_marks_the_case_contacted() -> None:
     await handle_classified(event, repo, "actions")
     case_id = next(iter(repo.cases))
     status = NotificationStatusV1(
-        event_id=uuid.uuid4(), occurred_at=datetime(2026, 11, 1, tzinfo=UTC), tenant_id="acme", source="n",
+        event_id=uuid.uuid4(),
+        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
+        tenant_id="acme",
+        source="n",
         correlation_id=event.correlation_id,
         payload=NotificationStatusPayloadV1(
-            delivery_id=uuid.uuid4(), kind=NotificationKind.CALL_TASK, status=DeliveryStatus.SENT, attempts=1,
-            case_id=case_id, feedback_event_id=event.payload.feedback_event_id,
+            delivery_id=uuid.uuid4(),
+            kind=NotificationKind.CALL_TASK,
+            status=DeliveryStatus.SENT,
+            attempts=1,
+            case_id=case_id,
+            feedback_event_id=event.payload.feedback_event_id,
         ),
     )
     await handle_status(status, repo, "actions", "acme:c-1")

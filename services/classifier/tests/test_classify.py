@@ -2,6 +2,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+
 from npsloop_classifier.handlers import classified_event_id, classify
 from npsloop_classifier.sentiment import Vader, label_for
 from npsloop_schemas import Band, FeedbackReceivedPayloadV1, FeedbackReceivedV1, Sentiment, SentimentLabel
@@ -10,7 +11,10 @@ from npsloop_schemas import Band, FeedbackReceivedPayloadV1, FeedbackReceivedV1,
 def received(score: int, comment: str | None = None, consent: bool = True) -> FeedbackReceivedV1:
     eid = uuid.uuid4()
     return FeedbackReceivedV1(
-        event_id=eid, occurred_at=datetime(2026, 11, 1, tzinfo=UTC), tenant_id="acme", source="t",
+        event_id=eid,
+        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
+        tenant_id="acme",
+        source="t",
         correlation_id=eid,
         payload=FeedbackReceivedPayloadV1(score=score, comment=comment, channel="pos", consent_to_contact=consent),
     )

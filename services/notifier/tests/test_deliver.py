@@ -1,10 +1,11 @@
 """Delivery logic against fakes: dedupe before any call, retries with backoff, permanent failures."""
 
 import uuid
-from datetime import UTC, datetime
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
+
 from npsloop_notifier.channels import DeliveryError
 from npsloop_notifier.handlers import DeliveryFailed, deliver
 from npsloop_schemas import (
@@ -50,16 +51,25 @@ class FakeChannel:
 
 def request(kind: NotificationKind = NotificationKind.CALL_TASK) -> NotificationRequestedV1:
     return NotificationRequestedV1(
-        event_id=uuid.uuid4(), occurred_at=datetime(2026, 11, 1, tzinfo=UTC), tenant_id="acme", source="a",
+        event_id=uuid.uuid4(),
+        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
+        tenant_id="acme",
+        source="a",
         correlation_id=uuid.uuid4(),
         payload=NotificationRequestedPayloadV1(
-            delivery_id=uuid.uuid4(), kind=kind, customer_key="acme:c", recipient=Contact(phone="+4915112345678"),
-            feedback_event_id=uuid.uuid4(), score=2,
+            delivery_id=uuid.uuid4(),
+            kind=kind,
+            customer_key="acme:c",
+            recipient=Contact(phone="+4915112345678"),
+            feedback_event_id=uuid.uuid4(),
+            score=2,
         ),
     )
 
 
-async def run(req: NotificationRequestedV1, store: FakeStore, channel: FakeChannel) -> tuple[object, list[NotificationStatusV1]]:
+async def run(
+    req: NotificationRequestedV1, store: FakeStore, channel: FakeChannel
+) -> tuple[object, list[NotificationStatusV1]]:
     reports: list[NotificationStatusV1] = []
 
     async def report(s: NotificationStatusV1) -> None:
@@ -86,7 +96,7 @@ async def test_a_finished_delivery_is_never_repeated() -> None:
 
 async def test_permanent_failure_is_not_retried_and_raises_for_the_dlq() -> None:
     store, channel, req = FakeStore(), FakeChannel([DeliveryError("HTTP 400 bad phone", permanent=True)]), request()
-    with pytest.raises(DeliveryFailed, match="1 attempt.*HTTP 400 bad phone"):
+    with pytest.raises(DeliveryFailed, match=r"1 attempt.*HTTP 400 bad phone"):
         await run(req, store, channel)
     assert channel.calls == 1 and store.status[req.payload.delivery_id] == "failed"
 

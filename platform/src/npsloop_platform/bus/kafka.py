@@ -145,9 +145,7 @@ class KafkaBus:
         )
         return fut
 
-    async def publish(
-        self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()
-    ) -> None:
+    async def publish(self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()) -> None:
         await (await self.send(topic, value, key=key, headers=headers))
 
     def consumer(self, topics: Sequence[str], group_id: str) -> KafkaRawConsumer:
@@ -197,8 +195,13 @@ class KafkaRawConsumer:
             for r in records:
                 out.append(
                     Message(
-                        topic, tp.partition, r.offset, r.key, r.value,
-                        tuple((k, v) for k, v in (r.headers or ())), r.timestamp,
+                        topic,
+                        tp.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        tuple((k, v) for k, v in (r.headers or ())),
+                        r.timestamp,
                     )
                 )
         return out

@@ -56,9 +56,7 @@ class MemoryBus:
         kb = as_bytes(key)
         partition = self.partition_for(kb, topic)
         log = self._log(topic)[partition]
-        log.append(
-            Message(topic, partition, len(log), kb, value, tuple(headers), int(time.time() * 1000))
-        )
+        log.append(Message(topic, partition, len(log), kb, value, tuple(headers), int(time.time() * 1000)))
         self._version += 1
         for waiter in self._waiters:
             if not waiter.done():
@@ -68,9 +66,7 @@ class MemoryBus:
         fut.set_result(None)
         return fut
 
-    async def publish(
-        self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()
-    ) -> None:
+    async def publish(self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()) -> None:
         await (await self.send(topic, value, key=key, headers=headers))
 
     def consumer(self, topics: Sequence[str], group_id: str) -> MemoryConsumer:

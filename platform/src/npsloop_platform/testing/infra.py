@@ -26,9 +26,7 @@ def kafka_broker(data_dir: Path, port: int) -> Iterator[str]:
         yield existing
         return
     env = {**os.environ, "NPSLOOP_KAFKA_DATA": str(data_dir), "NPSLOOP_KAFKA_PORT": str(port)}
-    result = subprocess.run(
-        ["bash", str(KAFKA_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
-    )
+    result = subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"Kafka did not start:\n{result.stdout}\n{result.stderr}")
     try:
@@ -64,8 +62,11 @@ async def fresh_database(server_url: str) -> AsyncIterator[str]:
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(
-            user=base.username, password=base.password or None, database=base.database or "postgres",
-            host=base.query.get("host") or base.host, port=base.port,
+            user=base.username,
+            password=base.password or None,
+            database=base.database or "postgres",
+            host=base.query.get("host") or base.host,
+            port=base.port,
         )
         try:
             await conn.execute(sql)
@@ -77,4 +78,3 @@ async def fresh_database(server_url: str) -> AsyncIterator[str]:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-

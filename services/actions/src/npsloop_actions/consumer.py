@@ -27,6 +27,4 @@ def build_consumer(settings: ActionsSettings, bus: Bus, db: Database, relay: Out
         if repo.outbox_added:
             relay.wake()
 
-    return EventConsumer(
-        bus, [Topics.FEEDBACK_CLASSIFIED, Topics.NOTIFICATION_STATUS], settings.group_id, handle
-    )
+    return EventConsumer(bus, [Topics.FEEDBACK_CLASSIFIED, Topics.NOTIFICATION_STATUS], settings.group_id, handle)

@@ -99,9 +99,7 @@ async def handle_classified(event: FeedbackClassifiedV1, repo: ActionsRepository
         await repo.add_outbox(_notification(event, NotificationKind.THANK_YOU_EMAIL, key, source, None), key)
 
 
-async def handle_status(
-    event: NotificationStatusV1, repo: ActionsRepository, source: str, key: str
-) -> None:
+async def handle_status(event: NotificationStatusV1, repo: ActionsRepository, source: str, key: str) -> None:
     """A delivery report: a sent call task moves its case to 'contacted' (case timeline).
 
     `key` is the message key, the customer key, so case events stay ordered per customer.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from fastapi import APIRouter, FastAPI
+from sqlalchemy import Table
+
 from npsloop_platform.app import Component, create_service_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
@@ -18,13 +21,15 @@ from .models import SCHEMA, OutboxRow
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(
-    settings: ActionsSettings, bus: Bus, db: Database | None = None
-) -> tuple[list[Component], list[APIRouter]]:
+def build(settings: ActionsSettings, bus: Bus, db: Database | None = None) -> tuple[list[Component], list[APIRouter]]:
     url = settings.require_database_url()
     db = db or Database(url)
     relay = OutboxRelay(
-        db, bus, OutboxRow.__table__, batch=settings.outbox_batch, poll_s=settings.outbox_poll_s  # type: ignore[arg-type]
+        db,
+        bus,
+        cast(Table, OutboxRow.__table__),
+        batch=settings.outbox_batch,
+        poll_s=settings.outbox_poll_s,
     )
     consumer = build_consumer(settings, bus, db, relay)
     return [db, Migrations(url, MIGRATIONS, SCHEMA), relay, consumer], [cases_router]

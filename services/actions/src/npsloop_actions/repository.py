@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from npsloop_schemas import CaseStatus, Envelope, FeedbackClassifiedV1, serialize_event, topic_for
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from npsloop_schemas import CaseStatus, Envelope, FeedbackClassifiedV1, serialize_event, topic_for
 
 from .models import CaseRow, CaseTimelineRow, FeedbackRow, InboxRow, OutboxRow
 
@@ -50,9 +51,7 @@ class SqlActionsRepository:
         )
         await self.session.execute(stmt)
 
-    async def open_case(
-        self, case_id: uuid.UUID, event: FeedbackClassifiedV1, customer_key: str, reason: str
-    ) -> None:
+    async def open_case(self, case_id: uuid.UUID, event: FeedbackClassifiedV1, customer_key: str, reason: str) -> None:
         stmt = (
             insert(CaseRow)
             .values(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+
 from npsloop_platform.app import Component, create_service_app
 from npsloop_platform.bus import Bus
 

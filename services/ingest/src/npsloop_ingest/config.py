@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from npsloop_platform.settings import PlatformSettings
 from pydantic import Field
+
+from npsloop_platform.settings import PlatformSettings
 
 
 class IngestSettings(PlatformSettings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+
 from npsloop_platform.app import Component, create_service_app
 from npsloop_platform.bus import Bus
 
@@ -17,6 +18,9 @@ def build(settings: IngestSettings, bus: Bus) -> tuple[list[Component], list[API
 
 def create_app(settings: IngestSettings | None = None, bus: Bus | None = None) -> FastAPI:
     return create_service_app(
-        "ingest", settings or IngestSettings(), build, bus,
+        "ingest",
+        settings or IngestSettings(),
+        build,
+        bus,
         description="Accepts NPS feedback and publishes it to Kafka. 202 only after the broker's ack.",
     )

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import aiosmtplib
 import httpx
+
 from npsloop_schemas import NotificationRequestedV1
 
 from .config import NotifierSettings

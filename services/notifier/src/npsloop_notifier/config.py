@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from npsloop_platform.settings import PlatformSettings
 from pydantic import Field, SecretStr
+
+from npsloop_platform.settings import PlatformSettings
 
 
 class NotifierSettings(PlatformSettings):

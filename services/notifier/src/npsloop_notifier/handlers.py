@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
 from npsloop_schemas import (
     DeliveryStatus,
     NotificationKind,
@@ -15,7 +17,6 @@ from npsloop_schemas import (
     NotificationStatusV1,
     utcnow,
 )
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from .channels import Channel, DeliveryError
 
@@ -106,10 +107,10 @@ async def deliver(
                     await store.record_attempt(p.delivery_id, attempts, last_error)
                     raise
                 await store.record_attempt(p.delivery_id, attempts, None)
-    except DeliveryError:
+    except DeliveryError as exc:
         await store.finish(p.delivery_id, DeliveryStatus.FAILED, attempts, last_error)
         await report(status_event(request, DeliveryStatus.FAILED, attempts, last_error, source))
-        raise DeliveryFailed(f"{p.kind} {p.delivery_id} failed after {attempts} attempt(s): {last_error}")
+        raise DeliveryFailed(f"{p.kind} {p.delivery_id} failed after {attempts} attempt(s): {last_error}") from exc
     await store.finish(p.delivery_id, DeliveryStatus.SENT, attempts, None)
     await report(status_event(request, DeliveryStatus.SENT, attempts, None, source))
     return DeliveryStatus.SENT

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, FastAPI
+
 from npsloop_platform.app import Component, create_service_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
@@ -49,9 +50,7 @@ def channels_for(settings: NotifierSettings, http: httpx.AsyncClient) -> dict[No
     return channels
 
 
-def build(
-    settings: NotifierSettings, bus: Bus, db: Database | None = None
-) -> tuple[list[Component], list[APIRouter]]:
+def build(settings: NotifierSettings, bus: Bus, db: Database | None = None) -> tuple[list[Component], list[APIRouter]]:
     url = settings.require_database_url()
     db = db or Database(url)
     http = HttpClient(settings.http_timeout_s)

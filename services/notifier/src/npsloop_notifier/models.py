@@ -36,9 +36,7 @@ class DeliveryAttemptRow(Base):
 
     __tablename__ = "delivery_attempts"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    delivery_id: Mapped[uuid.UUID] = mapped_column(
-        UUID, ForeignKey(f"{SCHEMA}.deliveries.delivery_id"), index=True
-    )
+    delivery_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey(f"{SCHEMA}.deliveries.delivery_id"), index=True)
     attempt: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     outcome: Mapped[str] = mapped_column(String(16))  # ok | error

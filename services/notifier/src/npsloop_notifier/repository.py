@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-from npsloop_platform.db import Database
-from npsloop_schemas import DeliveryStatus, NotificationRequestedV1
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
+
+from npsloop_platform.db import Database
+from npsloop_schemas import DeliveryStatus, NotificationRequestedV1
 
 from .models import DeliveryAttemptRow, DeliveryRow
 

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+
 from npsloop_platform.db import Database
 from npsloop_schemas import nps_summary
 

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from npsloop_platform.bus import Bus
 from npsloop_schemas import (
     FeedbackReceivedPayloadV1,
@@ -17,7 +19,6 @@ from npsloop_schemas import (
     serialize_event,
     utcnow,
 )
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..config import IngestSettings
 from ..publishing import PublishFailed, publish_with_deadline
@@ -106,5 +107,3 @@ async def post_feedback(
             },
         )
     return Accepted(event_id=event.event_id, correlation_id=event.correlation_id, topic=Topics.FEEDBACK_RECEIVED)
-
-
