@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -49,6 +50,8 @@ npsloop is running (in-memory bus, {"embedded Postgres in " + str(data / "pg") i
 """,
             flush=True,
         )
+        # uvicorn re-raises SIGTERM after its graceful shutdown; as an exit it lets `finally` stop Postgres.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(loop.app(), host=args.host, port=args.port, log_level="warning")
     finally:
         if pg is not None:
@@ -66,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--json-logs", action="store_true", help="JSON logs (default: readable text)")
     p_run.set_defaults(func=run)
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn already shut down gracefully
+        return 0
     return result
 
 

