@@ -11,8 +11,17 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
-REPO = Path(__file__).resolve().parents[4]
-KAFKA_SCRIPT = REPO / "deploy" / "local" / "kafka.sh"
+
+def kafka_script() -> Path:
+    """deploy/local/kafka.sh of this checkout (NPSLOOP_KAFKA_SCRIPT overrides)."""
+    if os.environ.get("NPSLOOP_KAFKA_SCRIPT"):
+        return Path(os.environ["NPSLOOP_KAFKA_SCRIPT"])
+    for start in (Path(__file__).resolve(), Path.cwd().resolve()):
+        for folder in (start, *start.parents):
+            candidate = folder / "deploy" / "local" / "kafka.sh"
+            if candidate.is_file():
+                return candidate
+    raise RuntimeError("deploy/local/kafka.sh not found: run from the npsloop checkout or set NPSLOOP_KAFKA_SCRIPT")
 
 
 @contextmanager
@@ -26,13 +35,14 @@ def kafka_broker(data_dir: Path, port: int) -> Iterator[str]:
         yield existing
         return
     env = {**os.environ, "NPSLOOP_KAFKA_DATA": str(data_dir), "NPSLOOP_KAFKA_PORT": str(port)}
-    result = subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600)
+    script = str(kafka_script())
+    result = subprocess.run(["bash", script, "start"], env=env, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"Kafka did not start:\n{result.stdout}\n{result.stderr}")
     try:
         yield result.stdout.strip().splitlines()[-1]
     finally:
-        subprocess.run(["bash", str(KAFKA_SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
+        subprocess.run(["bash", script, "stop"], env=env, capture_output=True, timeout=120)
 
 
 @contextmanager
