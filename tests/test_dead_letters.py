@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 from npsloop_classifier.config import ClassifierSettings
 from npsloop_classifier.consumer import build_consumer
 from npsloop_classifier.sentiment import Vader
 from npsloop_platform.bus import Bus
-from npsloop_platform.testing.helpers import read_topic
+from npsloop_platform.testing.helpers import feedback_event_json, read_topic
 from npsloop_schemas import FeedbackClassifiedV1, Topics, parse_event
 
 
 def envelope(score: object) -> bytes:
-    eid = str(uuid.uuid4())
-    return json.dumps(
-        {
-            "event_id": eid,
-            "event_type": "feedback.received",
-            "schema_version": 1,
-            "occurred_at": "2026-11-01T09:00:00Z",
-            "tenant_id": "acme",
-            "source": "test",
-            "correlation_id": eid,
-            "payload": {"score": score, "channel": "web", "comment": "Great help!"},
-        }
-    ).encode()
+    return feedback_event_json(score, comment="Great help!")
 
 
 async def test_poison_goes_to_dlq_and_the_next_good_message_is_processed(bus: Bus) -> None:

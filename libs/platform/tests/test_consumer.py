@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-
 from npsloop_platform.bus import MemoryBus, Message
 from npsloop_platform.consumer import EventConsumer, PermanentError, Publisher
-from npsloop_platform.testing.helpers import eventually
+from npsloop_platform.testing.helpers import eventually, feedback_event_json
 from npsloop_schemas import Event, Topics
 
 
 def event_bytes(score: int = 5) -> bytes:
-    eid = str(uuid.uuid4())
-    return json.dumps(
-        {
-            "event_id": eid,
-            "event_type": "feedback.received",
-            "schema_version": 1,
-            "occurred_at": "2026-11-01T09:00:00Z",
-            "tenant_id": "acme",
-            "source": "t",
-            "correlation_id": eid,
-            "payload": {"score": score, "channel": "pos"},
-        }
-    ).encode()
+    return feedback_event_json(score)
 
 
 async def run_until(bus: MemoryBus, consumer: EventConsumer, done: object) -> None:

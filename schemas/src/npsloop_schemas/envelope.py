@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -39,6 +39,29 @@ class Envelope(Contract):
     source: str = Field(min_length=1, max_length=128, description="The producing system or service.")
     correlation_id: uuid.UUID = Field(description="Shared by every event of one feedback's journey.")
     causation_id: uuid.UUID | None = Field(default=None, description="The event_id that caused this one.")
+
+    @classmethod
+    def following(
+        cls,
+        cause: Envelope,
+        *,
+        event_id: uuid.UUID,
+        source: str,
+        payload: Any,
+        occurred_at: datetime | None = None,
+    ) -> Self:
+        """An event caused by `cause`: same tenant and correlation, causation = cause.event_id."""
+        return cls.model_validate(
+            {
+                "event_id": event_id,
+                "occurred_at": occurred_at or utcnow(),
+                "tenant_id": cause.tenant_id,
+                "source": source,
+                "correlation_id": cause.correlation_id,
+                "causation_id": cause.event_id,
+                "payload": payload,
+            }
+        )
 
     @property
     def type_tag(self) -> str:

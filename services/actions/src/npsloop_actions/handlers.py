@@ -22,7 +22,6 @@ from npsloop_schemas import (
     NotificationRequestedV1,
     NotificationStatusV1,
     customer_key,
-    utcnow,
 )
 
 from .ports import ActionsRepository
@@ -39,13 +38,10 @@ def _notification(
     event: FeedbackClassifiedV1, kind: NotificationKind, key: str, source: str, case_id: uuid.UUID | None
 ) -> NotificationRequestedV1:
     fb = event.payload.feedback
-    return NotificationRequestedV1(
+    return NotificationRequestedV1.following(
+        event,
         event_id=derived_id(f"notification:{kind}", event.payload.feedback_event_id),
-        occurred_at=utcnow(),
-        tenant_id=event.tenant_id,
         source=source,
-        correlation_id=event.correlation_id,
-        causation_id=event.event_id,
         payload=NotificationRequestedPayloadV1(
             delivery_id=derived_id(f"delivery:{kind}", event.payload.feedback_event_id),
             kind=kind,
@@ -72,13 +68,10 @@ async def handle_classified(event: FeedbackClassifiedV1, repo: ActionsRepository
         reason = f"detractor (score {fb.score})"
         await repo.open_case(case_id, event, key, reason)
         await repo.add_outbox(
-            CaseOpenedV1(
+            CaseOpenedV1.following(
+                event,
                 event_id=derived_id("case.opened", case_id),
-                occurred_at=utcnow(),
-                tenant_id=event.tenant_id,
                 source=source,
-                correlation_id=event.correlation_id,
-                causation_id=event.event_id,
                 payload=CaseOpenedPayloadV1(
                     case_id=case_id,
                     feedback_event_id=event.payload.feedback_event_id,
@@ -115,13 +108,10 @@ async def handle_status(event: NotificationStatusV1, repo: ActionsRepository, so
     if not await repo.mark_case(status.case_id, new_status, f"delivery_{status.status}", detail):
         return
     await repo.add_outbox(
-        CaseUpdatedV1(
+        CaseUpdatedV1.following(
+            event,
             event_id=derived_id("case.updated", event.event_id),
-            occurred_at=utcnow(),
-            tenant_id=event.tenant_id,
             source=source,
-            correlation_id=event.correlation_id,
-            causation_id=event.event_id,
             payload=CaseUpdatedPayloadV1(
                 case_id=status.case_id,
                 status=new_status,

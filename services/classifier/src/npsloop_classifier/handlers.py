@@ -13,7 +13,6 @@ from npsloop_schemas import (
     FeedbackReceivedV1,
     SentimentLabel,
     band_for,
-    utcnow,
 )
 
 from .sentiment import SentimentModel
@@ -53,14 +52,11 @@ def classify(event: FeedbackReceivedV1, sentiment: SentimentModel, source: str) 
             flags.append("score_sentiment_mismatch")
     if not payload.consent_to_contact:
         flags.append("no_contact")
-    return FeedbackClassifiedV1(
+    return FeedbackClassifiedV1.following(
+        event,
         event_id=classified_event_id(event.event_id),
-        occurred_at=event.occurred_at,
-        recorded_at=utcnow(),
-        tenant_id=event.tenant_id,
         source=source,
-        correlation_id=event.correlation_id,
-        causation_id=event.event_id,
+        occurred_at=event.occurred_at,
         payload=FeedbackClassifiedPayloadV1(
             feedback_event_id=event.event_id,
             feedback=payload,

@@ -15,7 +15,6 @@ from npsloop_schemas import (
     NotificationRequestedV1,
     NotificationStatusPayloadV1,
     NotificationStatusV1,
-    utcnow,
 )
 
 from .channels import Channel, DeliveryError
@@ -50,13 +49,10 @@ def status_event(
     request: NotificationRequestedV1, status: DeliveryStatus, attempts: int, reason: str | None, source: str
 ) -> NotificationStatusV1:
     p = request.payload
-    return NotificationStatusV1(
+    return NotificationStatusV1.following(
+        request,
         event_id=uuid.uuid5(LINEAGE, f"{p.delivery_id}:{status}"),
-        occurred_at=utcnow(),
-        tenant_id=request.tenant_id,
         source=source,
-        correlation_id=request.correlation_id,
-        causation_id=request.event_id,
         payload=NotificationStatusPayloadV1(
             delivery_id=p.delivery_id,
             kind=p.kind,

@@ -35,3 +35,23 @@ async def read_topic(bus: Bus, topic: str, count: int, timeout: float = 60) -> l
 
 def feedback_body(score: int, **extra: Any) -> dict[str, Any]:
     return {"tenant_id": "acme", "store_id": "berlin-1", "channel": "pos", "score": score, **extra}
+
+
+def feedback_event_json(score: object, **payload: Any) -> bytes:
+    """A raw feedback.received.v1 message as a producer would put it on the wire (score unchecked)."""
+    import json
+    import uuid
+
+    eid = str(uuid.uuid4())
+    return json.dumps(
+        {
+            "event_id": eid,
+            "event_type": "feedback.received",
+            "schema_version": 1,
+            "occurred_at": "2026-11-01T09:00:00Z",
+            "tenant_id": "acme",
+            "source": "test",
+            "correlation_id": eid,
+            "payload": {"score": score, "channel": "web", **payload},
+        }
+    ).encode()
