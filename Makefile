@@ -24,7 +24,7 @@ install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## Create
 run: install ## Run the whole loop in one process: in-memory bus, embedded Postgres, mail to .npsloop/mail
 	$(UV) run --frozen npsloop run
 
-test: install ## Install what is missing, start real Kafka and Postgres, run every test
+test: install lint ## Install what is missing, lint, start real Kafka and Postgres, run every test
 	bash deploy/local/kafka.sh resolve
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 

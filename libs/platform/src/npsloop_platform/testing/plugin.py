@@ -15,7 +15,7 @@ import pytest
 from ..bus import Bus, MemoryBus
 from ..bus.kafka import KafkaBus
 from .infra import fresh_database, kafka_broker, postgres_server
-from .servers import HttpServer, HttpSink, SmtpServer, SmtpSink, free_port
+from .servers import HttpServer, HttpSink, SmtpServer, SmtpSink, free_port_pair
 
 
 @contextmanager
@@ -31,7 +31,7 @@ def private_dir(prefix: str) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """A real Apache Kafka broker (deploy/local/kafka.sh) on 127.0.0.1, for the whole session."""
-    with private_dir("npsloop-kafka-") as data, kafka_broker(data, free_port()) as bootstrap:
+    with private_dir("npsloop-kafka-") as data, kafka_broker(data, free_port_pair()) as bootstrap:
         yield bootstrap
 
 

@@ -18,6 +18,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_pair() -> int:
+    """A free port P whose neighbour P+1 is free too (kafka.sh puts the controller on P+1)."""
+    for _ in range(100):
+        port = free_port()
+        if port >= 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of neighbouring ports on 127.0.0.1")
+
+
 @dataclass
 class SmtpSink:
     host: str
