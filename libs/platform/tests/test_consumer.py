@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from npsloop_platform.bus import MemoryBus, Message
 from npsloop_platform.consumer import EventConsumer, PermanentError, Publisher
 from npsloop_platform.testing.helpers import eventually, feedback_event_json
@@ -105,3 +108,33 @@ async def test_uncommitted_messages_are_redelivered_to_the_next_consumer() -> No
     other_group = bus.consumer([Topics.FEEDBACK_RECEIVED], "other")
     await other_group.start()
     assert len(await other_group.getmany(0, 10)) == 3
+
+
+class _FailingSendBus(MemoryBus):
+    """A bus whose sends to one topic are never acknowledged (as when Kafka is down)."""
+
+    async def send(self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Any = ()) -> Any:
+        if topic == Topics.FEEDBACK_CLASSIFIED:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(ConnectionError("broker down"))
+            return fut
+        return await super().send(topic, value, key=key, headers=headers)
+
+
+async def test_stopping_while_publishes_fail_does_not_commit_and_does_not_hang() -> None:
+    bus = _FailingSendBus(partitions=1)
+    await bus.start()
+    await bus.publish(Topics.FEEDBACK_RECEIVED, event_bytes(), key="k")
+
+    async def forward(event: Event, msg: Message, pub: Publisher) -> None:
+        await pub.publish_raw(Topics.FEEDBACK_CLASSIFIED, b"{}", "k")
+
+    consumer = EventConsumer(bus, [Topics.FEEDBACK_RECEIVED], "g", forward)
+    await consumer.start()
+
+    async def handled() -> bool:
+        return consumer.stats.handled == 1
+
+    await eventually(handled, timeout=10)
+    await asyncio.wait_for(consumer.stop(), 5)  # flush gives up once stopping is set
+    assert not any(group == "g" for group, _ in bus._committed)  # redelivered later, never lost

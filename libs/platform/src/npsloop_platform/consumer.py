@@ -68,15 +68,22 @@ class Publisher:
         fut = await self.bus.send(topic, value, key=key, headers=headers)
         self._pending.append((topic, value, key, headers, fut))
 
-    async def flush(self, stopping: asyncio.Event | None = None) -> None:
-        """Wait for every ack; re-send what failed (downstream dedupes on event_id) until acked."""
+    async def flush(self, stopping: asyncio.Event | None = None) -> bool:
+        """Wait for every ack; re-send what failed (downstream dedupes on event_id) until acked.
+
+        Returns False when `stopping` is set while sends still fail: the caller must then not
+        commit, so the inputs are redelivered to the next owner instead of being lost.
+        """
         delay = 0.2
         while self._pending:
             results = await asyncio.gather(*(p[4] for p in self._pending), return_exceptions=True)
             failed = [p for p, r in zip(self._pending, results, strict=True) if isinstance(r, BaseException)]
             if not failed:
                 self._pending.clear()
-                return
+                return True
+            if stopping is not None and stopping.is_set():
+                log.warning("shutting down with %d unacknowledged publishes; not committing", len(failed))
+                return False
             log.warning("%d publishes failed (%s); re-sending in %.1fs", len(failed), results[0], delay)
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 10.0)
@@ -88,6 +95,7 @@ class Publisher:
                     dead: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                     dead.set_exception(exc)
                     self._pending.append((topic, value, key, headers, dead))
+        return True
 
 
 Handler = Callable[[Event, Message, Publisher], Awaitable[None]]
@@ -191,8 +199,8 @@ class EventConsumer:
         except _Stopping:
             pass
         finally:
-            await publisher.flush(self._stopping)
-            await raw.commit(done)  # type: ignore[attr-defined]
+            if await publisher.flush(self._stopping):
+                await raw.commit(done)  # type: ignore[attr-defined]
 
     async def _process(self, msg: Message, publisher: Publisher) -> None:
         try:
