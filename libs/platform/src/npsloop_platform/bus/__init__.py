@@ -1,16 +1,14 @@
 """Message buses: real Kafka (aiokafka) and an in-memory bus with the same interface."""
 
+from ..settings import PlatformSettings
 from .base import Bus, Message, RawConsumer, TopicPartition
 from .memory import MemoryBus
 
 __all__ = ["Bus", "MemoryBus", "Message", "RawConsumer", "TopicPartition", "make_bus"]
 
 
-def make_bus(settings: object) -> Bus:
+def make_bus(settings: PlatformSettings) -> Bus:
     """Build the bus named by settings.bus ('kafka' or 'memory')."""
-    from ..settings import PlatformSettings
-
-    assert isinstance(settings, PlatformSettings)
     if settings.bus == "memory":
         return MemoryBus(topic_prefix=settings.topic_prefix)
     from .kafka import KafkaBus

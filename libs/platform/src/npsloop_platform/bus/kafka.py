@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTP
@@ -25,12 +25,12 @@ class BusUnavailable(ConnectionError):
     """The broker cannot be reached right now; retry later."""
 
 
-async def _with_backoff(what: str, attempt_fn: object, stop: asyncio.Event) -> None:
+async def _with_backoff(what: str, attempt_fn: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
     """Call `attempt_fn()` until it succeeds or `stop` is set; exponential backoff with jitter."""
     delay = 0.2
     while not stop.is_set():
         try:
-            await attempt_fn()  # type: ignore[operator]
+            await attempt_fn()
             return
         except (KafkaError, OSError) as exc:
             log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
