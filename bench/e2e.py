@@ -715,24 +715,17 @@ async def run_pipeline(
                 db, "SELECT feedback_event_id::text, extract(epoch from stored_at)::float8 FROM actions.feedback"
             )
             stored_at = {fid: float(t) for fid, t in fb_rows}
-            dup_case_opened = int(
-                await scalar(
-                    db,
-                    """
-                SELECT coalesce(sum(n - 1), 0) FROM (
-                  SELECT count(*) AS n FROM actions.case_timeline WHERE entry = 'opened' GROUP BY case_id
-                ) s WHERE n > 1""",
+
+            async def duplicate_timeline_entries(entry: str) -> int:
+                """Timeline entries beyond the first per case: an effect applied twice."""
+                sql = (
+                    "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM actions.case_timeline "
+                    f"WHERE entry = '{entry}' GROUP BY case_id) s WHERE n > 1"
                 )
-            )
-            dup_contacted = int(
-                await scalar(
-                    db,
-                    """
-                SELECT coalesce(sum(n - 1), 0) FROM (
-                  SELECT count(*) AS n FROM actions.case_timeline WHERE entry = 'delivery_sent' GROUP BY case_id
-                ) s WHERE n > 1""",
-                )
-            )
+                return int(await scalar(db, sql))
+
+            dup_case_opened = await duplicate_timeline_entries("opened")
+            dup_contacted = await duplicate_timeline_entries("delivery_sent")
             case_status = {
                 s: int(n) for s, n in await rows(db, "SELECT status, count(*) FROM actions.cases GROUP BY status")
             }
