@@ -24,6 +24,7 @@ from .events import (
     Sentiment,
     SentimentLabel,
 )
+from .ids import derive_id
 from .keys import customer_key
 from .nps import Band, NpsSummary, band_for, nps_summary
 from .registry import (
@@ -70,6 +71,7 @@ __all__ = [
     "Topics",
     "band_for",
     "customer_key",
+    "derive_id",
     "nps_summary",
     "parse_event",
     "serialize_event",
