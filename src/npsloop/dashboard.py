@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import html
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
+from npsloop_platform.app import StateDep
 from npsloop_schemas import nps_summary
 
 router = APIRouter(include_in_schema=False)
@@ -24,8 +25,8 @@ Mail goes to <code>{mail_dir}</code>, call tasks to <code>{call_dir}</code>.</p>
 
 
 @router.get("/", response_class=HTMLResponse)
-async def dashboard(request: Request) -> HTMLResponse:
-    loop = request.app.state.loop
+async def dashboard(state: StateDep) -> HTMLResponse:
+    loop = state.embedded
     async with loop.actions_db.session() as session:
         bands = (
             await session.execute(

@@ -17,7 +17,7 @@ from npsloop_ingest.config import IngestSettings
 from npsloop_ingest.main import build as build_ingest
 from npsloop_notifier.config import NotifierSettings
 from npsloop_notifier.main import build as build_notifier
-from npsloop_platform.app import Component, create_app
+from npsloop_platform.app import AppState, Component, create_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.consumer import EventConsumer
 from npsloop_platform.db import Database
@@ -32,14 +32,16 @@ class Loop:
         self.bus = bus
         self.ingest_settings = IngestSettings(**common)
         self.notifier_settings = NotifierSettings(**common)
-        ingest, ingest_routes = build_ingest(self.ingest_settings, bus)
-        classifier, _ = build_classifier(ClassifierSettings(**common), bus)
-        actions, actions_routes = build_actions(ActionsSettings(**common), bus)
-        notifier, _ = build_notifier(self.notifier_settings, bus)
-        self.components: list[Component] = [*ingest, *classifier, *actions, *notifier]
-        self.actions_db = next(c for c in actions if isinstance(c, Database))
-        self.consumers = {c.group_id: c for c in self.components if isinstance(c, EventConsumer)}
-        self.routers = [*ingest_routes, *actions_routes, dashboard_router]
+        ingest = build_ingest(self.ingest_settings, bus)
+        classifier = build_classifier(ClassifierSettings(**common), bus)
+        actions = build_actions(ActionsSettings(**common), bus)
+        notifier = build_notifier(self.notifier_settings, bus)
+        parts = [ingest, classifier, actions, notifier]
+        self.components: list[Component] = [c for p in parts for c in p.components]
+        assert actions.db is not None
+        self.actions_db: Database = actions.db
+        self.consumers: dict[str, EventConsumer] = {c.group_id: c for p in parts for c in p.consumers}
+        self.routers = [*ingest.routers, *actions.routers, dashboard_router]
 
     async def start(self) -> None:
         for component in self.components:
@@ -54,10 +56,5 @@ class Loop:
         components: list[Component] = [*([self.bus] if manage_bus else [])]
         if manage_components:
             components += self.components
-        app = create_app(
-            "npsloop (embedded)",
-            components,
-            self.routers,
-            state={"bus": self.bus, "settings": self.ingest_settings, "db": self.actions_db, "loop": self},
-        )
-        return app
+        state = AppState(bus=self.bus, settings=self.ingest_settings, db=self.actions_db, embedded=self)
+        return create_app("npsloop (embedded)", components, self.routers, state)

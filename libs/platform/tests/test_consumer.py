@@ -1,101 +1,147 @@
-"""The consume loop's policy on the in-memory bus: retry transient errors, dead-letter the rest."""
+"""The consume loop's policy, on the in-memory bus and on real Kafka: batches, one commit per
+poll, transient errors retried, faults bisected down to the one message that is dead-lettered."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from npsloop_platform.bus import MemoryBus, Message
-from npsloop_platform.consumer import EventConsumer, PermanentError, Publisher
-from npsloop_platform.testing.helpers import eventually, feedback_event_json
-from npsloop_schemas import Event, Topics
+import pytest
+
+from npsloop_platform.bus import Bus, MemoryBus
+from npsloop_platform.consumer import EventConsumer, PermanentError
+from npsloop_platform.testing.helpers import committed_total, eventually, feedback_event_json, read_topic
+from npsloop_platform.uow import Received, UnitOfWork
+from npsloop_schemas import FeedbackReceivedV1, Topics
+
+Items = Sequence[Received[FeedbackReceivedV1]]
 
 
-def event_bytes(score: int = 5) -> bytes:
-    return feedback_event_json(score)
+async def put(bus: Bus, scores: Sequence[int], key: str = "k") -> None:
+    for score in scores:
+        await bus.publish(Topics.FEEDBACK_RECEIVED, feedback_event_json(score), key=key)
 
 
-async def run_until(bus: MemoryBus, consumer: EventConsumer, done: object) -> None:
-    await consumer.start()
+def consumer(bus: Bus, handle: Callable[[Items, UnitOfWork], Any], **kw: Any) -> EventConsumer:
+    opts: dict[str, Any] = {"retry_initial_s": 0.01, "retry_max_s": 0.05, **kw}
+    return EventConsumer(bus, "g", {FeedbackReceivedV1: handle}, **opts)
+
+
+async def run_until(c: EventConsumer, done: Callable[[], bool], timeout: float = 30) -> None:
+    await c.start()
     try:
-        await eventually(done, timeout=10)  # type: ignore[arg-type]
+
+        async def check() -> bool:
+            return done()
+
+        await eventually(check, timeout=timeout)
     finally:
-        await consumer.stop()
+        await c.stop()
 
 
-async def test_transient_errors_are_retried_until_they_succeed_never_dropped() -> None:
-    bus = MemoryBus()
-    await bus.start()
-    await bus.publish(Topics.FEEDBACK_RECEIVED, event_bytes(), key="k")
+async def test_a_poll_is_handled_as_one_batch_and_committed_once(bus: Bus) -> None:
+    await put(bus, list(range(11)) * 3)  # 33 on one key: one partition, in order
+    batches: list[list[int]] = []
+
+    async def handle(items: Items, uow: UnitOfWork) -> None:
+        batches.append([i.event.payload.score for i in items])
+
+    c = consumer(bus, handle, max_batch=500)
+    await run_until(c, lambda: c.stats.handled == 33)
+    assert [s for b in batches for s in b] == list(range(11)) * 3  # per-key order kept
+    assert len(batches) <= 3 and c.stats.batches == len(batches)  # Kafka may split the first fetch
+    assert await committed_total(bus, "g", Topics.FEEDBACK_RECEIVED) == 33
+
+
+async def test_transient_errors_are_retried_until_they_succeed_never_dropped(bus: Bus) -> None:
+    await put(bus, [5])
     calls: list[int] = []
 
-    async def flaky(event: Event, msg: Message, pub: Publisher) -> None:
-        calls.append(1)
+    async def flaky(items: Items, uow: UnitOfWork) -> None:
+        calls.append(len(items))
         if len(calls) < 8:  # more failures than max_attempts: transient ones do not count
             raise ConnectionError("postgres is down")
 
-    consumer = EventConsumer(
-        bus, [Topics.FEEDBACK_RECEIVED], "g", flaky, max_attempts=3, retry_initial_s=0.01, retry_max_s=0.05
-    )
-
-    async def handled() -> bool:
-        return consumer.stats.handled == 1
-
-    await run_until(bus, consumer, handled)
-    assert len(calls) == 8 and consumer.stats.dead_lettered == 0 and consumer.stats.retries == 7
-    (committed,) = [offset for (group, _tp), offset in bus._committed.items() if group == "g"]
-    assert committed == 1
+    c = consumer(bus, flaky, max_attempts=3)
+    await run_until(c, lambda: c.stats.handled == 1)
+    assert len(calls) == 8 and c.stats.dead_lettered == 0 and c.stats.retries == 7
+    assert await committed_total(bus, "g", Topics.FEEDBACK_RECEIVED) == 1
 
 
-async def test_a_bug_is_retried_max_attempts_then_dead_lettered_and_the_partition_moves_on() -> None:
-    bus = MemoryBus(partitions=1)
-    await bus.start()
-    await bus.publish(Topics.FEEDBACK_RECEIVED, event_bytes(1), key="k")
-    await bus.publish(Topics.FEEDBACK_RECEIVED, event_bytes(2), key="k")
+async def test_a_poison_message_mid_batch_is_dead_lettered_alone_and_the_rest_handled_once(bus: Bus) -> None:
+    # 12 on one key; the 7th (score 6) is a bug the handler trips over every time.
+    await put(bus, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0])
+    committed: list[int] = []  # what a database would hold: only units of work that committed
+
+    async def handle(items: Items, uow: UnitOfWork) -> None:
+        scores = [i.event.payload.score for i in items]
+        if 6 in scores:
+            raise KeyError("bug on score 6")
+        uow.after_commit(lambda: committed.extend(scores))
+
+    c = consumer(bus, handle, max_attempts=2, max_batch=500)
+    await run_until(c, lambda: c.stats.handled == 11 and c.stats.dead_lettered == 1)
+    assert committed == [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 0]  # exactly once, in order
+    assert c.stats.bisections >= 1
+    dead = await read_topic(bus, Topics.dlq(Topics.FEEDBACK_RECEIVED, "g"), 1)
+    assert len(dead) == 1 and dead[0].header("npsloop-dlq-reason") == b"KeyError: 'bug on score 6'"
+    assert await committed_total(bus, "g", Topics.FEEDBACK_RECEIVED) == 12
+
+
+async def test_undecodable_and_invalid_messages_go_to_the_dlq_and_the_batch_goes_on(bus: Bus) -> None:
+    await bus.publish(Topics.FEEDBACK_RECEIVED, b"{not json", key="k")
+    await put(bus, [9])
+    await bus.publish(Topics.FEEDBACK_RECEIVED, feedback_event_json(11), key="k")  # score out of range
     seen: list[int] = []
 
-    async def handler(event: Event, msg: Message, pub: Publisher) -> None:
-        seen.append(event.payload.score)  # type: ignore[union-attr]
-        if event.payload.score == 1:  # type: ignore[union-attr]
-            raise KeyError("bug")
+    async def handle(items: Items, uow: UnitOfWork) -> None:
+        seen.extend(i.event.payload.score for i in items)
 
-    consumer = EventConsumer(bus, [Topics.FEEDBACK_RECEIVED], "g", handler, max_attempts=3, retry_initial_s=0.01)
-
-    async def moved_on() -> bool:
-        return consumer.stats.handled == 1
-
-    await run_until(bus, consumer, moved_on)
-    assert seen == [1, 1, 1, 2]
-    dlq = bus.messages(Topics.dlq(Topics.FEEDBACK_RECEIVED, "g"))
-    assert len(dlq) == 1 and dlq[0].header("npsloop-dlq-reason") == b"KeyError: 'bug'"
+    c = consumer(bus, handle)
+    await run_until(c, lambda: c.stats.dead_lettered == 2 and c.stats.handled == 1)
+    assert seen == [9]
+    dead = await read_topic(bus, "feedback.received.v1.dlq.g", 2)
+    reasons = [(m.header("npsloop-dlq-reason") or b"").decode() for m in dead]
+    assert any("Invalid JSON" in r for r in reasons)
+    assert any("payload.score: Input should be less than or equal to 10" in r for r in reasons)
 
 
-async def test_permanent_error_dead_letters_at_once() -> None:
-    bus = MemoryBus()
-    await bus.start()
-    await bus.publish(Topics.FEEDBACK_RECEIVED, event_bytes(), key="k")
+async def test_permanent_error_dead_letters_at_once(bus: Bus) -> None:
+    await put(bus, [5])
     calls: list[int] = []
 
-    async def handler(event: Event, msg: Message, pub: Publisher) -> None:
+    async def handle(items: Items, uow: UnitOfWork) -> None:
         calls.append(1)
         raise PermanentError("tenant unknown")
 
-    consumer = EventConsumer(bus, [Topics.FEEDBACK_RECEIVED], "g", handler)
-
-    async def dead() -> bool:
-        return consumer.stats.dead_lettered == 1
-
-    await run_until(bus, consumer, dead)
+    c = consumer(bus, handle)
+    await run_until(c, lambda: c.stats.dead_lettered == 1)
     assert calls == [1]
-    (m,) = bus.messages("feedback.received.v1.dlq.g")
+    (m,) = await read_topic(bus, "feedback.received.v1.dlq.g", 1)
     assert m.header("npsloop-dlq-reason") == b"PermanentError: tenant unknown"
+
+
+async def test_a_handler_can_refuse_one_item_and_keep_the_rest(bus: Bus) -> None:
+    await put(bus, [1, 2, 3])
+    kept: list[int] = []
+
+    async def handle(items: Items, uow: UnitOfWork) -> None:
+        for i in items:
+            if i.event.payload.score == 2:
+                uow.dead_letter(i, PermanentError("no channel"))
+            else:
+                kept.append(i.event.payload.score)
+
+    c = consumer(bus, handle)
+    await run_until(c, lambda: c.stats.handled == 2 and c.stats.dead_lettered == 1)
+    assert kept == [1, 3]
 
 
 async def test_uncommitted_messages_are_redelivered_to_the_next_consumer() -> None:
     bus = MemoryBus(partitions=1)
     await bus.start()
-    for _ in range(3):
-        await bus.publish(Topics.FEEDBACK_RECEIVED, event_bytes(), key="k")
+    await put(bus, [1, 2, 3])
     raw = bus.consumer([Topics.FEEDBACK_RECEIVED], "g")
     await raw.start()
     first = await raw.getmany(0, 10)
@@ -105,36 +151,77 @@ async def test_uncommitted_messages_are_redelivered_to_the_next_consumer() -> No
     await again.start()
     rest = await again.getmany(0, 10)
     assert [m.offset for m in first] == [0, 1, 2] and [m.offset for m in rest] == [1, 2]
-    other_group = bus.consumer([Topics.FEEDBACK_RECEIVED], "other")
-    await other_group.start()
-    assert len(await other_group.getmany(0, 10)) == 3
+    assert await committed_total(bus, "g", Topics.FEEDBACK_RECEIVED) == 1
+
+
+async def test_a_consumer_stuck_on_one_batch_turns_not_ready(bus: Bus) -> None:
+    await put(bus, [5])
+    now = [1000.0]
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def hang(items: Items, uow: UnitOfWork) -> None:
+        entered.set()
+        await release.wait()
+
+    c = consumer(bus, hang, stuck_after_s=30, clock=lambda: now[0])
+    await c.start()
+    try:
+        await asyncio.wait_for(entered.wait(), 30)
+        assert await c.ready()
+        now[0] += 31  # an injected clock: no real waiting
+        assert not await c.ready() and c.stuck_for() == 31
+        release.set()
+
+        async def recovered() -> bool:
+            return c.stats.handled == 1 and await c.ready()
+
+        await eventually(recovered, timeout=10)
+    finally:
+        release.set()
+        await c.stop()
+
+
+async def test_a_local_file_error_is_a_fault_not_an_outage(bus: Bus) -> None:
+    await put(bus, [5])
+
+    async def handle(items: Items, uow: UnitOfWork) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/var/mail/tmp")
+
+    c = consumer(bus, handle, max_attempts=3)
+    await run_until(c, lambda: c.stats.dead_lettered == 1)
+    assert c.stats.retries == 2  # three attempts in all, then the DLQ: not retried forever
 
 
 class _FailingSendBus(MemoryBus):
-    """A bus whose sends to one topic are never acknowledged (as when Kafka is down)."""
+    """A bus whose sends are never acknowledged once `down` (as when Kafka goes away)."""
+
+    down = False
 
     async def send(self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Any = ()) -> Any:
-        if topic == Topics.FEEDBACK_CLASSIFIED:
+        if self.down:
             fut = asyncio.get_running_loop().create_future()
             fut.set_exception(ConnectionError("broker down"))
             return fut
         return await super().send(topic, value, key=key, headers=headers)
 
 
-async def test_stopping_while_publishes_fail_does_not_commit_and_does_not_hang() -> None:
+@pytest.mark.parametrize("n", [1, 50])
+async def test_stopping_while_publishes_fail_does_not_commit_and_does_not_hang(n: int) -> None:
     bus = _FailingSendBus(partitions=1)
     await bus.start()
-    await bus.publish(Topics.FEEDBACK_RECEIVED, event_bytes(), key="k")
+    await put(bus, [5] * n)
+    bus.down = True
 
-    async def forward(event: Event, msg: Message, pub: Publisher) -> None:
-        await pub.publish_raw(Topics.FEEDBACK_CLASSIFIED, b"{}", "k")
+    async def forward(items: Items, uow: UnitOfWork) -> None:
+        uow.publish_all([(i.event, i.key) for i in items])
 
-    consumer = EventConsumer(bus, [Topics.FEEDBACK_RECEIVED], "g", forward)
-    await consumer.start()
+    c = consumer(bus, forward)
+    await c.start()
 
     async def handled() -> bool:
-        return consumer.stats.handled == 1
+        return c.stats.handled >= n
 
     await eventually(handled, timeout=10)
-    await asyncio.wait_for(consumer.stop(), 5)  # flush gives up once stopping is set
-    assert not any(group == "g" for group, _ in bus._committed)  # redelivered later, never lost
+    await asyncio.wait_for(c.stop(), 5)  # flush gives up once stopping is set
+    assert await committed_total(bus, "g", Topics.FEEDBACK_RECEIVED) == 0  # redelivered later, never lost

@@ -1,31 +1,97 @@
-"""The app factory every service shares: components started in the lifespan, /healthz, /readyz."""
+"""The app factory every service shares: typed state, components started in the lifespan,
+/healthz and /readyz, and the dependency aliases routes use (`BusDep`, `DbDep`, `StateDep`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from .bus import Bus
+from .component import Component
+from .consumer import EventConsumer
+from .db import Database
+from .settings import PlatformSettings
 
-class Component(Protocol):
-    name: str
+__all__ = [
+    "AppState",
+    "BusDep",
+    "Component",
+    "DbDep",
+    "ServiceParts",
+    "StateDep",
+    "create_app",
+    "create_service_app",
+    "settings_dependency",
+]
 
-    async def start(self) -> None: ...
+S = TypeVar("S", bound=PlatformSettings)
 
-    async def stop(self) -> None: ...
 
-    async def ready(self) -> bool: ...
+@dataclass
+class ServiceParts:
+    """What a service's `build(settings, bus)` returns: its parts, named, so nobody searches for them."""
+
+    components: list[Component] = field(default_factory=list)
+    routers: list[APIRouter] = field(default_factory=list)
+    db: Database | None = None
+    consumers: list[EventConsumer] = field(default_factory=list)
+
+
+@dataclass
+class AppState:
+    """Everything a route may need, typed; kept on `app.state.npsloop`."""
+
+    bus: Bus
+    settings: PlatformSettings
+    db: Database | None = None
+    components: list[Component] = field(default_factory=list)
+    embedded: Any = None  # the one-process Loop, for the embedded dashboard
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.npsloop
+    return state
+
+
+def get_bus(request: Request) -> Bus:
+    return get_state(request).bus
+
+
+def get_db(request: Request) -> Database:
+    db = get_state(request).db
+    if db is None:
+        raise RuntimeError("this app has no database; the route was mounted on the wrong service")
+    return db
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+BusDep = Annotated[Bus, Depends(get_bus)]
+DbDep = Annotated[Database, Depends(get_db)]
+
+
+def settings_dependency(cls: type[S]) -> Callable[[Request], S]:
+    """A dependency returning the app's settings as `cls` (a service's own settings class)."""
+
+    def dependency(request: Request) -> S:
+        settings = get_state(request).settings
+        if not isinstance(settings, cls):
+            raise RuntimeError(f"this app runs with {type(settings).__name__}, not {cls.__name__}")
+        return settings
+
+    return dependency
 
 
 def create_app(
     title: str,
     components: Sequence[Component],
-    routers: Sequence[APIRouter] = (),
-    state: dict[str, Any] | None = None,
+    routers: Sequence[APIRouter],
+    state: AppState,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """Components start in order and stop in reverse order (SIGTERM -> uvicorn -> lifespan exit)."""
@@ -43,15 +109,18 @@ def create_app(
                 await component.stop()
 
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
-    for key, value in (state or {}).items():
-        setattr(app.state, key, value)
-    app.state.components = list(components)
+    state.components = list(components)
+    app.state.npsloop = state
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process is up (never checks the broker).")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: every dependency (broker, database) answers.")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: every dependency (broker, database) answers and no consumer is stuck.",
+    )
     async def readyz() -> JSONResponse:
         results = await asyncio.gather(*(c.ready() for c in components), return_exceptions=True)
         checks = {c.name: r is True for c, r in zip(components, results, strict=True)}
@@ -65,26 +134,25 @@ def create_app(
 
 def create_service_app(
     name: str,
-    settings: Any,
-    build: Any,
-    bus: Any = None,
+    settings: S,
+    build: Callable[[S, Bus], ServiceParts],
+    bus: Bus | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """Standard service app: logging, the bus named by settings, then `build(settings, bus)` parts.
+    """Standard service app: logging, the bus named by settings, then the parts `build` returns.
 
-    `build` returns (components, routers); the embedded runner calls the same `build` functions
-    to put all four services in one process on one bus.
+    The embedded runner calls the same `build` functions to put all services in one process.
     """
     from .bus import make_bus
     from .logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_json, name)
     bus = bus or make_bus(settings)
-    components, routers = build(settings, bus)
+    parts = build(settings, bus)
     return create_app(
         f"npsloop {name}",
-        [bus, *components],
-        routers,
-        state={"bus": bus, "settings": settings},
+        [bus, *parts.components],
+        parts.routers,
+        AppState(bus=bus, settings=settings, db=parts.db),
         **fastapi_kwargs,
     )

@@ -1,104 +1,112 @@
-"""The one consume loop every service uses: decode, handle, dead-letter poison, commit.
+"""The one consumer edge every service uses: a registry of batch handlers by event type.
 
-* Offsets are committed only after the handler succeeded and everything it published was acked.
-* A poison message (bad JSON, unknown version, failed validation, `PermanentError`) goes to
-  `<topic>.dlq.<group>` with the reason and the original headers; the partition keeps moving.
-* Transient failures (broker or database unreachable) are retried with backoff, never dropped.
-  Any other exception is retried `max_attempts` times, then dead-lettered with its reason.
-* `stop()` stops fetching, finishes the message in hand, waits for acks, commits and closes.
+What one poll returns is handled as one batch:
+
+1. Decode every message once, extract its key once. A poison message (bad JSON, unknown version,
+   failed validation, an event type nobody here handles) goes to `<topic>.dlq.<group>` with its
+   reason and original headers; the rest of the batch goes on.
+2. Open ONE unit of work, hand each registered handler its events (in poll order, so per-key
+   order holds), commit once. Then send what the handlers published, run the after-commit hooks.
+3. Wait for every ack once, then commit the offsets once.
+
+Failures: an outage (`retry.is_transient`) is retried with backoff until it passes, never
+dropped. Any other failure of a batch bisects it: each half runs in its own unit of work, down to
+the one message at fault, which is retried `max_attempts` times (a `PermanentError` or a
+`ValidationError` at once) and then dead-lettered alone; the messages around it are handled
+exactly once. `stop()` stops fetching, finishes the batch in hand, waits for acks, commits, closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
-from npsloop_schemas import Envelope, Event, Topics, parse_event, serialize_event, topic_for
+from npsloop_schemas import EVENT_TYPES, Envelope, Event, Topics, customer_key, parse_event, serialize_event
 
-from .bus.base import Bus, Headers, Message, TopicPartition
+from .bus.base import Bus, Headers, Message, RawConsumer, TopicPartition
+from .component import Background
+from .retry import Stopped, is_transient, retrying
+from .uow import Received, UnitOfWork
 
 log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[Received[Any]], Any], Awaitable[None]]
+"""`async def handle(items: Sequence[Received[SomeEventV1]], uow: SomeUnitOfWork) -> None`."""
+
+TOPIC_OF: dict[type[Envelope], str] = {cls: topic for cls, topic in EVENT_TYPES.values()}
 
 
 class PermanentError(Exception):
     """This message can never be handled; dead-letter it with this reason."""
 
 
-def default_is_transient(exc: BaseException) -> bool:
-    """Outages of Kafka or Postgres: retry forever. Everything else is retried a few times."""
-    if isinstance(exc, OSError | TimeoutError | ConnectionError):
-        return True
-    try:
-        from aiokafka.errors import KafkaError
+def is_fatal(exc: BaseException) -> bool:
+    return isinstance(exc, PermanentError | ValidationError)
 
-        if isinstance(exc, KafkaError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-        if isinstance(exc, OperationalError | InterfaceError):
-            return True
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return False
+def key_of(event: Envelope, msg: Message) -> str:
+    """The message key (the customer key); events without one fall back to what they carry."""
+    if msg.key:
+        return msg.key.decode(errors="replace")
+    payload: Any = getattr(event, "payload", None)
+    if isinstance(getattr(payload, "customer_key", None), str):
+        return str(payload.customer_key)
+    if payload is not None and hasattr(payload, "customer_id") and hasattr(payload, "score"):
+        return customer_key(event.tenant_id, payload.customer_id, event.event_id)
+    return event.tenant_id
 
 
 class Publisher:
-    """Collects what a handler publishes; the consumer waits for all acks before committing."""
+    """Sends what a batch published; `flush()` waits for all acks before offsets are committed."""
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
-        self._pending: list[tuple[str, bytes, str | None, Headers, asyncio.Future[None]]] = []
+        self.sent = 0
+        self._pending: list[tuple[str, bytes, str | bytes | None, Headers, Any]] = []
+        self._failed: list[tuple[str, bytes, str | bytes | None, Headers, Any]] = []
 
     async def publish(self, event: Envelope, key: str | None, headers: Headers = ()) -> None:
-        await self.publish_raw(topic_for(event), serialize_event(event), key, headers)
+        await self.publish_raw(TOPIC_OF[type(event)], serialize_event(event), key, headers)
 
-    async def publish_raw(self, topic: str, value: bytes, key: str | None, headers: Headers = ()) -> None:
-        fut = await self.bus.send(topic, value, key=key, headers=headers)
+    async def publish_raw(self, topic: str, value: bytes, key: str | bytes | None, headers: Headers = ()) -> None:
+        try:
+            fut: Any = await self.bus.send(topic, value, key=key, headers=headers)
+        except Exception as exc:  # not connected: keep it, flush() re-sends it
+            self._failed.append((topic, value, key, headers, exc))
+            return
         self._pending.append((topic, value, key, headers, fut))
 
-    async def flush(self, stopping: asyncio.Event | None = None) -> bool:
+    async def flush(self, stopping: asyncio.Event) -> bool:
         """Wait for every ack; re-send what failed (downstream dedupes on event_id) until acked.
 
         Returns False when `stopping` is set while sends still fail: the caller must then not
         commit, so the inputs are redelivered to the next owner instead of being lost.
         """
-        delay = 0.2
-        while self._pending:
-            results = await asyncio.gather(*(p[4] for p in self._pending), return_exceptions=True)
-            failed = [p for p, r in zip(self._pending, results, strict=True) if isinstance(r, BaseException)]
-            if not failed:
-                self._pending.clear()
-                return True
-            if stopping is not None and stopping.is_set():
-                log.warning("shutting down with %d unacknowledged publishes; not committing", len(failed))
-                return False
-            log.warning("%d publishes failed (%s); re-sending in %.1fs", len(failed), results[0], delay)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 10.0)
-            self._pending = []
-            for topic, value, key, headers, _ in failed:
-                try:
-                    await self.publish_raw(topic, value, key, headers)
-                except Exception as exc:  # not connected yet: keep it for the next round
-                    dead: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                    dead.set_exception(exc)
-                    self._pending.append((topic, value, key, headers, dead))
+
+        async def attempt() -> None:
+            retry, self._failed = self._failed, []
+            for topic, value, key, headers, _ in retry:
+                await self.publish_raw(topic, value, key, headers)
+            pending, self._pending = self._pending, []
+            results = await asyncio.gather(*(p[4] for p in pending), return_exceptions=True)
+            self.sent += sum(1 for r in results if not isinstance(r, BaseException))
+            self._failed += [p for p, r in zip(pending, results, strict=True) if isinstance(r, BaseException)]
+            if self._failed:
+                first = next(r for r in results if isinstance(r, BaseException)) if pending else None
+                raise ConnectionError(f"{len(self._failed)} publishes not acknowledged: {first}")
+
+        try:
+            await retrying("publishing", attempt, stopping=stopping, transient=lambda _: True)
+        except Stopped:
+            log.warning("shutting down with %d unacknowledged publishes; not committing", len(self._failed))
+            return False
         return True
-
-
-Handler = Callable[[Event, Message, Publisher], Awaitable[None]]
 
 
 @dataclass
@@ -106,145 +114,171 @@ class ConsumerStats:
     handled: int = 0
     dead_lettered: int = 0
     retries: int = 0
+    batches: int = 0
+    bisections: int = 0
     last_error: str | None = None
     started_at: float = field(default_factory=time.time)
 
 
-class _Stopping(Exception):
+class _Poison(Exception):
     pass
 
 
-class EventConsumer:
-    """A component: runs one consume loop for `group_id` over `topics`."""
+class EventConsumer(Background):
+    """A component: one consume loop for `group_id` over the topics of the registered event types."""
 
     def __init__(
         self,
         bus: Bus,
-        topics: Sequence[str],
         group_id: str,
-        handler: Handler,
+        handlers: Mapping[type[Envelope], BatchHandler],
         *,
-        is_transient: Callable[[BaseException], bool] = default_is_transient,
+        unit_of_work: Callable[[], UnitOfWork] = UnitOfWork,
+        transient: Callable[[BaseException], bool] = is_transient,
         max_attempts: int = 5,
         max_batch: int = 500,
         poll_ms: int = 200,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 10.0,
+        stuck_after_s: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.bus, self.topics, self.group_id, self.handler = bus, list(topics), group_id, handler
+        super().__init__()
+        self.bus, self.group_id, self.handlers = bus, group_id, dict(handlers)
+        self.topics = list(dict.fromkeys(TOPIC_OF[cls] for cls in self.handlers))
         self.name = f"consumer:{group_id}"
-        self.is_transient = is_transient
+        self.unit_of_work, self.transient = unit_of_work, transient
         self.max_attempts, self.max_batch, self.poll_ms = max_attempts, max_batch, poll_ms
         self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
+        self.stuck_after_s, self.clock = stuck_after_s, clock
         self.stats = ConsumerStats()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._running = False
+        self._busy_since: float | None = None
+        self._consuming = False
 
-    async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-
+    # -- lifecycle --------------------------------------------------------------------------
     async def ready(self) -> bool:
-        return self._running and self._task is not None and not self._task.done()
+        """Consuming, and not stuck on one batch (a fault retried, a hung call) for too long."""
+        if not (self.running() and self._consuming):
+            return False
+        return self._busy_since is None or self.clock() - self._busy_since <= self.stuck_after_s
 
-    async def _ensure_topics(self) -> bool:
-        """Create our topics and DLQs (clusters often disable auto-creation); retried while Kafka is down."""
+    def stuck_for(self) -> float:
+        return 0.0 if self._busy_since is None else self.clock() - self._busy_since
+
+    async def run(self) -> None:
         wanted = [*self.topics, *(Topics.dlq(t, self.group_id) for t in self.topics)]
-        delay = self.retry_initial_s
-        while not self._stopping.is_set():
-            try:
-                await self.bus.ensure_topics(wanted)
-                return True
-            except Exception as exc:
-                log.warning("creating topics for %s failed, retrying in %.1fs: %s", self.group_id, delay, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                delay = min(delay * 2, self.retry_max_s)
-        return False
-
-    async def _run(self) -> None:
-        if not await self._ensure_topics():
-            return
+        # Clusters often disable auto-creation: create our topics and DLQs, waiting out an outage.
+        await self._retry(f"creating topics for {self.group_id}", lambda: self.bus.ensure_topics(wanted))
         raw = self.bus.consumer(self.topics, self.group_id)
-        await raw.start()
-        self._running = True
+        await self._retry(f"starting consumer {self.group_id}", raw.start)
+        self._consuming = True
         try:
-            while not self._stopping.is_set():
+            while not self.stopping.is_set():
                 batch = await raw.getmany(self.poll_ms, self.max_batch)
                 if batch:
-                    await self._process_batch(raw, batch)
-        except Exception:
-            log.exception("consumer %s crashed", self.group_id)
-            raise
+                    await self._process_poll(raw, batch)
         finally:
-            self._running = False
+            self._consuming = False
             await raw.stop()
 
-    async def _process_batch(self, raw: object, batch: list[Message]) -> None:
-        publisher = Publisher(self.bus)
-        done: dict[TopicPartition, int] = {}
-        try:
-            for msg in batch:
-                if self._stopping.is_set() and done:
-                    break  # finish what is in hand, commit it, leave the rest for the next owner
-                await self._process(msg, publisher)
-                done[msg.tp] = msg.offset + 1
-        except _Stopping:
-            pass
-        finally:
-            if await publisher.flush(self._stopping):
-                await raw.commit(done)  # type: ignore[attr-defined]
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+        await retrying(what, attempt, stopping=self.stopping, transient=lambda _: True, initial_s=self.retry_initial_s)
 
-    async def _process(self, msg: Message, publisher: Publisher) -> None:
+    # -- one poll ---------------------------------------------------------------------------
+    async def _process_poll(self, raw: RawConsumer, batch: list[Message]) -> None:
+        publisher = Publisher(self.bus)
+        self._busy_since = self.clock()
+        self.stats.batches += 1
+        try:
+            items: list[Received[Any]] = []
+            for msg in batch:
+                try:
+                    items.append(self._decode(msg))
+                except _Poison as exc:
+                    await self._dead_letter(publisher, msg, exc.__cause__ or exc)
+            await self._handle(items, publisher)
+            if await publisher.flush(self.stopping):
+                offsets: dict[TopicPartition, int] = {}
+                for msg in batch:
+                    offsets[msg.tp] = max(offsets.get(msg.tp, 0), msg.offset + 1)
+                await raw.commit(offsets)
+        except Stopped:
+            log.info("consumer %s stopping with a batch in hand: not committed, redelivered", self.group_id)
+        finally:
+            self._busy_since = None
+
+    def _decode(self, msg: Message) -> Received[Any]:
         try:
             if msg.value is None:
                 raise PermanentError("empty message value (tombstone) on an event topic")
-            event = parse_event(msg.value)
+            event: Event = parse_event(msg.value)
         except (ValidationError, PermanentError, ValueError) as exc:
-            await self._dead_letter(msg, exc)
-            return
-        attempts, delay = 0, self.retry_initial_s
-        while True:
-            try:
-                await self.handler(event, msg, publisher)
-                self.stats.handled += 1
-                return
-            except (PermanentError, ValidationError) as exc:
-                await self._dead_letter(msg, exc)
-                return
-            except Exception as exc:
-                self.stats.retries += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                transient = self.is_transient(exc)
-                attempts += 0 if transient else 1
-                if attempts >= self.max_attempts:
-                    await self._dead_letter(msg, exc)
-                    return
-                log.warning(
-                    "handler failed on %s[%d]@%d (%s, %s); retrying in %.1fs",
-                    msg.topic,
-                    msg.partition,
-                    msg.offset,
-                    "transient" if transient else f"attempt {attempts}",
-                    self.stats.last_error,
-                    delay,
-                )
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), delay * random.uniform(0.5, 1.5))
-                    raise _Stopping() from exc
-                except TimeoutError:
-                    pass
-                delay = min(delay * 2, self.retry_max_s)
+            raise _Poison() from exc
+        if type(event) not in self.handlers:
+            raise _Poison() from PermanentError(f"{self.group_id} does not handle {event.type_tag} (on {msg.topic})")
+        return Received(event, msg, key_of(event, msg))
 
-    async def _dead_letter(self, msg: Message, exc: BaseException) -> None:
-        reason = _reason(exc)
+    async def _handle(self, items: Sequence[Received[Any]], publisher: Publisher) -> None:
+        """Handle `items` in one unit of work; on a fault, bisect down to the message at fault."""
+        if not items:
+            return
+        single = len(items) == 1
+        try:
+            uow = await retrying(
+                f"{self.group_id}: batch of {len(items)}",
+                lambda: self._run_unit(items),
+                stopping=self.stopping,
+                transient=self.transient,
+                fatal=is_fatal if single else lambda e: not self.transient(e),
+                max_attempts=self.max_attempts if single else 1,
+                initial_s=self.retry_initial_s,
+                max_s=self.retry_max_s,
+                on_retry=self._on_retry,
+            )
+        except Stopped:
+            raise
+        except Exception as exc:
+            if single:
+                await self._dead_letter(publisher, items[0].msg, exc, items[0])
+                return
+            self.stats.bisections += 1
+            mid = len(items) // 2
+            log.warning(
+                "%s: a batch of %d failed (%s: %s); handling its halves apart",
+                self.group_id,
+                len(items),
+                type(exc).__name__,
+                exc,
+            )
+            await self._handle(items[:mid], publisher)
+            await self._handle(items[mid:], publisher)
+            return
+        for out in uow.outgoing:
+            await publisher.publish(out.event, out.key, out.headers)
+        for item, reason in uow.refused:
+            await self._dead_letter(publisher, item.msg, reason, item)
+        for hook in uow.hooks:
+            hook()
+        self.stats.handled += len(items) - len(uow.refused)
+
+    async def _run_unit(self, items: Sequence[Received[Any]]) -> UnitOfWork:
+        by_type: dict[type[Envelope], list[Received[Any]]] = {}
+        for item in items:
+            by_type.setdefault(type(item.event), []).append(item)
+        async with self.unit_of_work() as uow:
+            for cls, group in by_type.items():
+                await self.handlers[cls](group, uow)
+            await uow.commit()
+        return uow
+
+    def _on_retry(self, exc: BaseException, transient: bool) -> None:
+        self.stats.retries += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+
+    async def _dead_letter(
+        self, publisher: Publisher, msg: Message, exc: BaseException, item: Received[Any] | None = None
+    ) -> None:
+        reason = reason_of(exc)
         dlq = Topics.dlq(msg.topic, self.group_id)
         headers = [
             *msg.headers,
@@ -253,22 +287,21 @@ class EventConsumer:
             ("npsloop-dlq-source", f"{msg.topic}[{msg.partition}]@{msg.offset}".encode()),
             ("npsloop-dlq-group", self.group_id.encode()),
         ]
-        log.error("dead-lettering %s[%d]@%d to %s: %s", msg.topic, msg.partition, msg.offset, dlq, reason)
-        delay = 0.2
-        while True:
-            try:
-                await self.bus.publish(dlq, msg.value or b"", key=msg.key, headers=headers)
-                break
-            except Exception as send_exc:  # the DLQ is Kafka too: an outage is retried, never dropped
-                if self._stopping.is_set():
-                    raise _Stopping() from send_exc
-                log.warning("DLQ publish failed, retrying: %s", send_exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        log.error(
+            "dead-lettering %s[%d]@%d to %s: %s",
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            dlq,
+            reason,
+            extra=item.log_extra() if item else {},
+        )
+        await publisher.publish_raw(dlq, msg.value or b"", msg.key, headers)
         self.stats.dead_lettered += 1
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
+    """Why a message was refused; a validation error names fields and rules, never the input."""
     if isinstance(exc, ValidationError):
         parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)]
         return "validation failed: " + "; ".join(parts)

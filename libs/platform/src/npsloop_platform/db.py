@@ -24,9 +24,9 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = to_async_url(url)
-        self.engine: AsyncEngine = create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
-        )
+        # No pre-ping: it costs a round trip per checkout. A connection that died with the server
+        # fails its statement instead, is invalidated, and the edge retries that as an outage.
+        self.engine: AsyncEngine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size, echo=echo)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def start(self) -> None:

@@ -2,8 +2,13 @@
 
 Only one relay publishes at a time (a transaction-level advisory lock per table), so rows leave
 in id order and one customer's events stay ordered even with several replicas. Rows are claimed
-with FOR UPDATE SKIP LOCKED, published, acked by Kafka, and marked in the same transaction: a
-crash between ack and commit re-publishes (at least once; consumers dedupe on event_id).
+with FOR UPDATE SKIP LOCKED, published as one batch whose acks are awaited once, and marked sent
+in one statement in the same transaction: a crash between ack and commit re-publishes (at least
+once; consumers dedupe on event_id).
+
+Wake-ups are coalesced: `wake()` after each committed batch only sets a flag; the relay waits
+`debounce_s` before it reads, so that one read carries what several commits wrote. Replicas that
+were not woken find the rows on their next poll (`poll_s`).
 """
 
 from __future__ import annotations
@@ -14,38 +19,38 @@ import logging
 from sqlalchemy import Table, func, select, text, update
 
 from .bus.base import Bus
+from .component import Background
 from .db import Database
+from .retry import retrying
 
 log = logging.getLogger(__name__)
 
 
-class OutboxRelay:
-    def __init__(self, db: Database, bus: Bus, table: Table, *, batch: int = 500, poll_s: float = 0.1) -> None:
+class OutboxRelay(Background):
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        table: Table,
+        *,
+        batch: int = 1000,
+        poll_s: float = 0.5,
+        debounce_s: float = 0.005,
+    ) -> None:
+        super().__init__()
         self.name = f"outbox:{table.fullname}"
         self.db, self.bus, self.table = db, bus, table
-        self.batch, self.poll_s = batch, poll_s
+        self.batch, self.poll_s, self.debounce_s = batch, poll_s, debounce_s
         self.published = 0
+        self.batches = 0
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Call after committing outbox rows to publish them without waiting for the next poll."""
         self._wake.set()
 
-    async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        self._stopping.set()
+    def stop_requested(self) -> None:
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-
-    async def ready(self) -> bool:
-        return self._task is not None and not self._task.done()
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows were published (0: nothing to do or not leader)."""
@@ -71,22 +76,18 @@ class OutboxRelay:
             await asyncio.gather(*futures)
             await session.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=func.now()))
         self.published += len(rows)
+        self.batches += 1
         return len(rows)
 
-    async def _run(self) -> None:
-        delay = 0.2
-        while not self._stopping.is_set():
-            try:
-                if await self.relay_once():
-                    delay = 0.2
-                    continue
-            except Exception as exc:  # Kafka or Postgres down: retried, nothing is lost
-                log.warning("outbox relay failed, retrying in %.1fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            # Kafka or Postgres down: retried with backoff until it passes; nothing is lost.
+            n = await retrying(self.name, self.relay_once, stopping=self.stopping, transient=lambda _: True)
+            if n >= self.batch:
+                continue  # a backlog: go on at once
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
             except TimeoutError:
-                pass
+                continue
+            await self.sleep(self.debounce_s)  # let concurrent commits land: one read carries them all

@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATABASE_URL_ALIASES = AliasChoices("NPSLOOP_DATABASE_URL", "DATABASE_URL", "database_url")
+
+
+def _postgres_url(value: str) -> str:
+    """A PostgreSQL DSN with a host or a Unix socket (`?host=/run/postgresql`) and a database.
+
+    pydantic's PostgresDsn refuses socket URLs (their host is empty), which the embedded server
+    uses, so the check is done here, with SQLAlchemy's parser.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("not a URL; expected postgresql://user:password@host:5432/database") from None
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(f"scheme {url.drivername!r} is not PostgreSQL; expected postgresql://...") from None
+    if not (url.host or url.query.get("host")):
+        raise ValueError("no host: expected postgresql://user:password@host:5432/database")
+    if not url.database:
+        raise ValueError("no database name: expected postgresql://user:password@host:5432/database")
+    return value
+
+
+PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
 
 
 class PlatformSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NPSLOOP_", env_file=".env", extra="ignore")
+    """What every service reads. Invalid values stop the service at start, with the setting's name;
+    the rejected value is never echoed (it may hold a password)."""
+
+    model_config = SettingsConfigDict(env_prefix="NPSLOOP_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     bus: Literal["kafka", "memory"] = Field(
         default="kafka", description="'kafka' in production; 'memory' only inside one process."
@@ -19,27 +49,12 @@ class PlatformSettings(BaseSettings):
         default="", description="Prepended to every topic, to share one cluster between installs."
     )
     kafka_request_timeout_ms: int = Field(default=30_000, ge=1000)
-    publish_timeout_s: float = Field(
-        default=5.0, gt=0, description="How long ingest waits for a Kafka ack before answering 503."
+    consumer_max_batch: int = Field(default=500, ge=1, le=10_000, description="Most messages one batch holds.")
+    consumer_stuck_after_s: float = Field(
+        default=120.0, gt=0, description="/readyz answers 503 once a consumer is stuck on one batch this long."
     )
-    database_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("NPSLOOP_DATABASE_URL", "DATABASE_URL", "database_url"),
-        description="postgresql://user:pass@host/db (NPSLOOP_DATABASE_URL or DATABASE_URL).",
-    )
-
-    def require_database_url(self) -> str:
-        if not self.database_url:
-            raise RuntimeError(
-                "This service needs PostgreSQL: set DATABASE_URL=postgresql://user:pass@host:5432/db "
-                "(make run and make up start an embedded server for you)."
-            )
-        return self.database_url
-
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     log_json: bool = True
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8000, ge=0, le=65535)
 
     @field_validator("topic_prefix")
     @classmethod
@@ -49,3 +64,16 @@ class PlatformSettings(BaseSettings):
         if value and not re.fullmatch(r"[A-Za-z0-9._-]+", value):
             raise ValueError("topic_prefix may hold only letters, digits, '.', '_' and '-'")
         return value
+
+
+class DatabaseSettings(PlatformSettings):
+    """For the services that own tables: PostgreSQL is required, and checked, at start."""
+
+    database_url: PostgresUrl = Field(
+        validation_alias=DATABASE_URL_ALIASES,
+        description="postgresql://user:pass@host:5432/db (NPSLOOP_DATABASE_URL or DATABASE_URL).",
+    )
+
+    @property
+    def dsn(self) -> str:
+        return self.database_url

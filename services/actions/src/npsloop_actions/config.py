@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from npsloop_platform.settings import PlatformSettings
+from npsloop_platform.settings import DatabaseSettings
 
 
-class ActionsSettings(PlatformSettings):
+class ActionsSettings(DatabaseSettings):
     group_id: str = "actions"
     source_name: str = "npsloop-actions"
-    outbox_poll_s: float = Field(default=0.1, gt=0, description="Outbox relay poll interval.")
-    outbox_batch: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_s: float = Field(default=0.5, gt=0, description="Outbox relay poll interval when nobody wakes it.")
+    outbox_batch: int = Field(default=1000, ge=1, le=10_000, description="Most outbox rows one relay batch publishes.")

@@ -1,12 +1,16 @@
-"""Kafka edge of actions: one unit of work per consumed event (inbox + change + outbox, one commit)."""
+"""Kafka edge of actions: the registry of batch handlers. One batch, one transaction."""
 
 from __future__ import annotations
 
-from npsloop_platform.bus import Bus, Message
-from npsloop_platform.consumer import EventConsumer, PermanentError, Publisher
+from collections.abc import Sequence
+from functools import partial
+
+from npsloop_platform.bus import Bus
+from npsloop_platform.consumer import EventConsumer
 from npsloop_platform.db import Database
 from npsloop_platform.outbox import OutboxRelay
-from npsloop_schemas import Event, FeedbackClassifiedV1, NotificationStatusV1, Topics
+from npsloop_platform.uow import Received, SqlUnitOfWork
+from npsloop_schemas import FeedbackClassifiedV1, NotificationStatusV1
 
 from .config import ActionsSettings
 from .handlers import handle_classified, handle_status
@@ -14,17 +18,26 @@ from .repository import SqlActionsRepository
 
 
 def build_consumer(settings: ActionsSettings, bus: Bus, db: Database, relay: OutboxRelay) -> EventConsumer:
-    async def handle(event: Event, msg: Message, publisher: Publisher) -> None:
-        async with db.session() as session, session.begin():
-            repo = SqlActionsRepository(session)
-            if isinstance(event, FeedbackClassifiedV1):
-                await handle_classified(event, repo, settings.source_name)
-            elif isinstance(event, NotificationStatusV1):
-                key = msg.key.decode() if msg.key else event.tenant_id
-                await handle_status(event, repo, settings.source_name, key)
-            else:
-                raise PermanentError(f"actions does not handle {event.type_tag} (on {msg.topic})")
-        if repo.outbox_added:
-            relay.wake()
+    async def classified(items: Sequence[Received[FeedbackClassifiedV1]], uow: SqlUnitOfWork) -> None:
+        repo = SqlActionsRepository(uow.session)
+        await handle_classified([(i.event, i.key) for i in items], repo, settings.source_name)
+        await _flush(repo, uow)
 
-    return EventConsumer(bus, [Topics.FEEDBACK_CLASSIFIED, Topics.NOTIFICATION_STATUS], settings.group_id, handle)
+    async def status(items: Sequence[Received[NotificationStatusV1]], uow: SqlUnitOfWork) -> None:
+        repo = SqlActionsRepository(uow.session)
+        await handle_status([(i.event, i.key) for i in items], repo, settings.source_name)
+        await _flush(repo, uow)
+
+    async def _flush(repo: SqlActionsRepository, uow: SqlUnitOfWork) -> None:
+        await repo.flush()
+        if repo.outbox_added:
+            uow.after_commit(relay.wake)
+
+    return EventConsumer(
+        bus,
+        settings.group_id,
+        {FeedbackClassifiedV1: classified, NotificationStatusV1: status},
+        unit_of_work=partial(SqlUnitOfWork, db, "actions"),
+        max_batch=settings.consumer_max_batch,
+        stuck_after_s=settings.consumer_stuck_after_s,
+    )

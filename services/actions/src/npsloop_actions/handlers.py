@@ -1,11 +1,14 @@
 """Domain logic of actions: which feedback opens a case and who gets contacted. No Kafka, no SQL.
 
-Each handler runs inside one unit of work: inbox row, case change and outbox rows commit together.
+Handlers take a batch of `(event, customer key)` in consumption order. The whole batch runs in
+one unit of work: inbox rows, feedback, case changes and outbox rows commit together.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import TypeVar
 
 from npsloop_schemas import (
     Band,
@@ -16,22 +19,30 @@ from npsloop_schemas import (
     CaseUpdatedV1,
     Contact,
     DeliveryStatus,
+    Envelope,
     FeedbackClassifiedV1,
     NotificationKind,
     NotificationRequestedPayloadV1,
     NotificationRequestedV1,
     NotificationStatusV1,
-    customer_key,
+    derive_id,
 )
 
-from .ports import ActionsRepository
+from .ports import ActionsRepository, CaseChange
 
-LINEAGE = uuid.UUID("0b6f7a4e-2d55-4a3c-9e1f-7c8d9e0f1a2b")
+E = TypeVar("E", bound=Envelope)
+derived_id = derive_id  # TEMP: bench still imports this name
 
 
-def derived_id(kind: str, source: uuid.UUID) -> uuid.UUID:
-    """Deterministic ids: reprocessing the same input can never open a second case."""
-    return uuid.uuid5(LINEAGE, f"{kind}:{source}")
+async def first_time(items: Sequence[tuple[E, str]], repo: ActionsRepository) -> list[tuple[E, str]]:
+    """The items whose event this service has never consumed: redeliveries and repeats drop out."""
+    fresh = await repo.claim_inbox([event for event, _ in items])
+    out = []
+    for event, key in items:
+        if event.event_id in fresh:
+            fresh.discard(event.event_id)  # a second copy in the same batch is a repeat too
+            out.append((event, key))
+    return out
 
 
 def _notification(
@@ -40,10 +51,10 @@ def _notification(
     fb = event.payload.feedback
     return NotificationRequestedV1.following(
         event,
-        event_id=derived_id(f"notification:{kind}", event.payload.feedback_event_id),
+        event_id=derive_id(f"notification:{kind}", event.payload.feedback_event_id),
         source=source,
         payload=NotificationRequestedPayloadV1(
-            delivery_id=derived_id(f"delivery:{kind}", event.payload.feedback_event_id),
+            delivery_id=derive_id(f"delivery:{kind}", event.payload.feedback_event_id),
             kind=kind,
             customer_key=key,
             recipient=fb.contact or Contact(),
@@ -56,21 +67,18 @@ def _notification(
     )
 
 
-async def handle_classified(event: FeedbackClassifiedV1, repo: ActionsRepository, source: str) -> None:
-    if not await repo.claim_inbox(event.event_id, event.type_tag):
-        return
+def _follow_up(event: FeedbackClassifiedV1, key: str, repo: ActionsRepository, source: str) -> None:
     fb = event.payload.feedback
-    key = customer_key(event.tenant_id, fb.customer_id, event.payload.feedback_event_id)
-    await repo.add_feedback(event, key)
+    repo.add_feedback(event, key)
     may_contact = fb.consent_to_contact
     if event.payload.band is Band.DETRACTOR:
-        case_id = derived_id("case", event.payload.feedback_event_id)
+        case_id = derive_id("case", event.payload.feedback_event_id)
         reason = f"detractor (score {fb.score})"
-        await repo.open_case(case_id, event, key, reason)
-        await repo.add_outbox(
+        repo.open_case(case_id, event, key, reason)
+        repo.add_outbox(
             CaseOpenedV1.following(
                 event,
-                event_id=derived_id("case.opened", case_id),
+                event_id=derive_id("case.opened", case_id),
                 source=source,
                 payload=CaseOpenedPayloadV1(
                     case_id=case_id,
@@ -87,36 +95,49 @@ async def handle_classified(event: FeedbackClassifiedV1, repo: ActionsRepository
             key,
         )
         if may_contact:
-            await repo.add_outbox(_notification(event, NotificationKind.CALL_TASK, key, source, case_id), key)
+            repo.add_outbox(_notification(event, NotificationKind.CALL_TASK, key, source, case_id), key)
     elif event.payload.band is Band.PROMOTER and may_contact and fb.contact and fb.contact.email:
-        await repo.add_outbox(_notification(event, NotificationKind.THANK_YOU_EMAIL, key, source, None), key)
+        repo.add_outbox(_notification(event, NotificationKind.THANK_YOU_EMAIL, key, source, None), key)
 
 
-async def handle_status(event: NotificationStatusV1, repo: ActionsRepository, source: str, key: str) -> None:
-    """A delivery report: a sent call task moves its case to 'contacted' (case timeline).
+async def handle_classified(
+    items: Sequence[tuple[FeedbackClassifiedV1, str]], repo: ActionsRepository, source: str
+) -> None:
+    """Store each new feedback; a detractor opens a case and asks for a call, a promoter is thanked."""
+    for event, key in await first_time(items, repo):
+        _follow_up(event, key, repo, source)
 
-    `key` is the message key, the customer key, so case events stay ordered per customer.
+
+async def handle_status(
+    items: Sequence[tuple[NotificationStatusV1, str]], repo: ActionsRepository, source: str
+) -> None:
+    """Delivery reports: a sent call task moves its case to 'contacted' (case timeline).
+
+    The key is the message key, the customer key, so case events stay ordered per customer.
     """
-    if not await repo.claim_inbox(event.event_id, event.type_tag):
-        return
-    status = event.payload
-    if status.case_id is None:
-        return
-    contacted = status.status is DeliveryStatus.SENT
-    detail = {"kind": str(status.kind), "status": str(status.status), "reason": status.reason or ""}
-    new_status = CaseStatus.CONTACTED if contacted else CaseStatus.OPEN
-    if not await repo.mark_case(status.case_id, new_status, f"delivery_{status.status}", detail):
-        return
-    await repo.add_outbox(
-        CaseUpdatedV1.following(
-            event,
-            event_id=derived_id("case.updated", event.event_id),
-            source=source,
-            payload=CaseUpdatedPayloadV1(
-                case_id=status.case_id,
-                status=new_status,
-                note=f"{status.kind} {status.status}" + (f": {status.reason}" if status.reason else ""),
+    reports = [(e, k) for e, k in await first_time(items, repo) if e.payload.case_id is not None]
+    changes = []
+    for event, _ in reports:
+        status = event.payload
+        assert status.case_id is not None
+        new_status = CaseStatus.CONTACTED if status.status is DeliveryStatus.SENT else CaseStatus.OPEN
+        detail = {"kind": str(status.kind), "status": str(status.status), "reason": status.reason or ""}
+        changes.append(CaseChange(status.case_id, str(new_status), f"delivery_{status.status}", detail))
+    known = await repo.mark_cases(changes)
+    for (event, key), change in zip(reports, changes, strict=True):
+        if change.case_id not in known:
+            continue
+        status = event.payload
+        repo.add_outbox(
+            CaseUpdatedV1.following(
+                event,
+                event_id=derive_id("case.updated", event.event_id),
+                source=source,
+                payload=CaseUpdatedPayloadV1(
+                    case_id=change.case_id,
+                    status=CaseStatus(change.status),
+                    note=f"{status.kind} {status.status}" + (f": {status.reason}" if status.reason else ""),
+                ),
             ),
-        ),
-        key,
-    )
+            key,
+        )

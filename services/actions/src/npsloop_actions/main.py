@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import Table
 
-from npsloop_platform.app import Component, create_service_app
+from npsloop_platform.app import ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
 from npsloop_platform.outbox import OutboxRelay
@@ -21,9 +21,8 @@ from .models import SCHEMA, OutboxRow
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: ActionsSettings, bus: Bus, db: Database | None = None) -> tuple[list[Component], list[APIRouter]]:
-    url = settings.require_database_url()
-    db = db or Database(url)
+def build(settings: ActionsSettings, bus: Bus, db: Database | None = None) -> ServiceParts:
+    db = db or Database(settings.dsn)
     relay = OutboxRelay(
         db,
         bus,
@@ -32,10 +31,13 @@ def build(settings: ActionsSettings, bus: Bus, db: Database | None = None) -> tu
         poll_s=settings.outbox_poll_s,
     )
     consumer = build_consumer(settings, bus, db, relay)
-    return [db, Migrations(url, MIGRATIONS, SCHEMA), relay, consumer], [cases_router]
+    return ServiceParts(
+        components=[db, Migrations(settings.dsn, MIGRATIONS, SCHEMA), relay, consumer],
+        routers=[cases_router],
+        db=db,
+        consumers=[consumer],
+    )
 
 
 def create_app(settings: ActionsSettings | None = None, bus: Bus | None = None) -> FastAPI:
-    app = create_service_app("actions", settings or ActionsSettings(), build, bus)
-    app.state.db = next(c for c in app.state.components if isinstance(c, Database))
-    return app
+    return create_service_app("actions", settings or ActionsSettings(), build, bus)

@@ -1,91 +1,117 @@
-"""SQL implementation of the ActionsRepository port, inside one AsyncSession transaction."""
+"""SQL implementation of the ActionsRepository port, inside the batch's one AsyncSession transaction.
+
+Writes are collected and sent as bulk statements by `flush()` (SQLAlchemy's insertmanyvalues
+pages them, so no statement outgrows PostgreSQL's parameter limit). Outbox rows are inserted in
+the order they were added, so their ids, and hence the relay's publishing order, follow it.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from npsloop_schemas import CaseStatus, Envelope, FeedbackClassifiedV1, serialize_event, topic_for
 
 from .models import CaseRow, CaseTimelineRow, FeedbackRow, InboxRow, OutboxRow
+from .ports import CaseChange
 
 
 class SqlActionsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._feedback: list[dict[str, Any]] = []
+        self._cases: list[dict[str, Any]] = []
+        self._timeline: list[dict[str, Any]] = []
+        self._outbox: list[dict[str, Any]] = []
         self.outbox_added = 0
 
-    async def claim_inbox(self, event_id: uuid.UUID, event_type: str) -> bool:
+    async def claim_inbox(self, events: Sequence[Envelope]) -> set[uuid.UUID]:
+        if not events:
+            return set()
         stmt = (
-            insert(InboxRow)
-            .values(event_id=event_id, event_type=event_type)
-            .on_conflict_do_nothing(index_elements=[InboxRow.event_id])
-            .returning(InboxRow.event_id)
+            pg_insert(InboxRow).on_conflict_do_nothing(index_elements=[InboxRow.event_id]).returning(InboxRow.event_id)
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
+        rows = [{"event_id": e.event_id, "event_type": e.type_tag} for e in events]
+        result = await self.session.execute(stmt, rows)
+        return set(result.scalars())
 
-    async def add_feedback(self, event: FeedbackClassifiedV1, customer_key: str) -> None:
+    def add_feedback(self, event: FeedbackClassifiedV1, customer_key: str) -> None:
         p, fb = event.payload, event.payload.feedback
-        stmt = (
-            insert(FeedbackRow)
-            .values(
-                feedback_event_id=p.feedback_event_id,
-                tenant_id=event.tenant_id,
-                customer_key=customer_key,
-                score=fb.score,
-                band=str(p.band),
-                sentiment_label=str(p.sentiment.label) if p.sentiment else None,
-                sentiment_compound=p.sentiment.compound if p.sentiment else None,
-                themes=list(p.themes),
-                flags=list(p.flags),
-                comment=fb.comment,
-                store_id=fb.store_id,
-                channel=str(fb.channel),
-                occurred_at=event.occurred_at,
-            )
-            .on_conflict_do_nothing(index_elements=[FeedbackRow.feedback_event_id])
+        self._feedback.append(
+            {
+                "feedback_event_id": p.feedback_event_id,
+                "tenant_id": event.tenant_id,
+                "customer_key": customer_key,
+                "score": fb.score,
+                "band": str(p.band),
+                "sentiment_label": str(p.sentiment.label) if p.sentiment else None,
+                "sentiment_compound": p.sentiment.compound if p.sentiment else None,
+                "themes": list(p.themes),
+                "flags": list(p.flags),
+                "comment": fb.comment,
+                "store_id": fb.store_id,
+                "channel": str(fb.channel),
+                "occurred_at": event.occurred_at,
+            }
         )
-        await self.session.execute(stmt)
 
-    async def open_case(self, case_id: uuid.UUID, event: FeedbackClassifiedV1, customer_key: str, reason: str) -> None:
-        stmt = (
-            insert(CaseRow)
-            .values(
-                case_id=case_id,
-                tenant_id=event.tenant_id,
-                feedback_event_id=event.payload.feedback_event_id,
-                customer_key=customer_key,
-                segment=str(event.payload.band),
-                status=str(CaseStatus.OPEN),
-                reason=reason,
-                store_id=event.payload.feedback.store_id,
-            )
-            .on_conflict_do_nothing()
+    def open_case(self, case_id: uuid.UUID, event: FeedbackClassifiedV1, customer_key: str, reason: str) -> None:
+        self._cases.append(
+            {
+                "case_id": case_id,
+                "tenant_id": event.tenant_id,
+                "feedback_event_id": event.payload.feedback_event_id,
+                "customer_key": customer_key,
+                "segment": str(event.payload.band),
+                "status": str(CaseStatus.OPEN),
+                "reason": reason,
+                "store_id": event.payload.feedback.store_id,
+            }
         )
-        await self.session.execute(stmt)
-        self.session.add(CaseTimelineRow(case_id=case_id, entry="opened", detail={"reason": reason}))
+        self._timeline.append({"case_id": case_id, "entry": "opened", "detail": {"reason": reason}})
 
-    async def mark_case(self, case_id: uuid.UUID, status: str, entry: str, detail: dict[str, str]) -> bool:
+    async def mark_cases(self, changes: Sequence[CaseChange]) -> set[uuid.UUID]:
+        if not changes:
+            return set()
+        await self.flush()  # a case opened earlier in this batch must be visible to the update
+        final = {c.case_id: c.status for c in changes}  # the last change of a case wins
         result = await self.session.execute(
-            update(CaseRow)
-            .where(CaseRow.case_id == case_id)
-            .values(status=str(status), updated_at=func.now())
-            .returning(CaseRow.case_id)
+            text(
+                "UPDATE actions.cases AS c SET status = v.status, updated_at = now() "
+                "FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[])) AS v(case_id, status) "
+                "WHERE c.case_id = v.case_id RETURNING c.case_id"
+            ),
+            {"ids": list(final), "statuses": list(final.values())},
         )
-        if result.scalar_one_or_none() is None:
-            return False
-        self.session.add(CaseTimelineRow(case_id=case_id, entry=entry, detail=detail))
-        return True
+        known = set(result.scalars())
+        self._timeline += [
+            {"case_id": c.case_id, "entry": c.entry, "detail": c.detail} for c in changes if c.case_id in known
+        ]
+        return known
 
-    async def add_outbox(self, event: Envelope, key: str) -> None:
-        self.session.add(
-            OutboxRow(topic=topic_for(event), key=key, event_id=event.event_id, value=serialize_event(event))
+    def add_outbox(self, event: Envelope, key: str) -> None:
+        self._outbox.append(
+            {"topic": topic_for(event), "key": key, "event_id": event.event_id, "value": serialize_event(event)}
         )
         self.outbox_added += 1
+
+    async def flush(self) -> None:
+        """Send what was collected as bulk statements (parents before children)."""
+        if self._feedback:
+            stmt = pg_insert(FeedbackRow).on_conflict_do_nothing(index_elements=[FeedbackRow.feedback_event_id])
+            await self.session.execute(stmt, self._feedback)
+        if self._cases:
+            await self.session.execute(pg_insert(CaseRow).on_conflict_do_nothing(), self._cases)
+        if self._timeline:
+            await self.session.execute(insert(CaseTimelineRow), self._timeline)
+        if self._outbox:
+            await self.session.execute(insert(OutboxRow), self._outbox)
+        self._feedback, self._cases, self._timeline, self._outbox = [], [], [], []
 
 
 async def list_cases(session: AsyncSession, tenant_id: str, limit: int = 100) -> list[dict[str, Any]]:

@@ -1,10 +1,17 @@
-"""Kafka edge of the classifier: feedback.received.v1 in, feedback.classified.v1 out."""
+"""Kafka edge of the classifier: feedback.received.v1 in, feedback.classified.v1 out.
+
+A whole batch is classified and published at once; the edge awaits the acks once and commits
+the offsets once.
+"""
 
 from __future__ import annotations
 
-from npsloop_platform.bus import Bus, Message
-from npsloop_platform.consumer import EventConsumer, PermanentError, Publisher
-from npsloop_schemas import Event, FeedbackReceivedV1, Topics, customer_key
+from collections.abc import Sequence
+
+from npsloop_platform.bus import Bus
+from npsloop_platform.consumer import EventConsumer
+from npsloop_platform.uow import Received, UnitOfWork
+from npsloop_schemas import FeedbackReceivedV1
 
 from .config import ClassifierSettings
 from .handlers import classify
@@ -12,11 +19,13 @@ from .sentiment import SentimentModel
 
 
 def build_consumer(settings: ClassifierSettings, bus: Bus, sentiment: SentimentModel) -> EventConsumer:
-    async def handle(event: Event, msg: Message, publisher: Publisher) -> None:
-        if not isinstance(event, FeedbackReceivedV1):
-            raise PermanentError(f"{event.type_tag} does not belong on {Topics.FEEDBACK_RECEIVED}")
-        out = classify(event, sentiment, settings.source_name)
-        key = customer_key(event.tenant_id, event.payload.customer_id, event.event_id)
-        await publisher.publish(out, key=key)
+    async def received(items: Sequence[Received[FeedbackReceivedV1]], uow: UnitOfWork) -> None:
+        uow.publish_all([(classify(i.event, sentiment, settings.source_name), i.key) for i in items])
 
-    return EventConsumer(bus, [Topics.FEEDBACK_RECEIVED], settings.group_id, handle)
+    return EventConsumer(
+        bus,
+        settings.group_id,
+        {FeedbackReceivedV1: received},
+        max_batch=settings.consumer_max_batch,
+        stuck_after_s=settings.consumer_stuck_after_s,
+    )

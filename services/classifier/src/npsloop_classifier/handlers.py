@@ -13,11 +13,10 @@ from npsloop_schemas import (
     FeedbackReceivedV1,
     SentimentLabel,
     band_for,
+    derive_id,
 )
 
 from .sentiment import SentimentModel
-
-LINEAGE = uuid.UUID("6f1c1b7e-8a40-4b8e-9f5e-1d0c2a3b4c5d")
 
 #: First, deliberately small theme lexicon; a later step replaces it with a measured model.
 THEMES: dict[str, re.Pattern[str]] = {
@@ -33,7 +32,7 @@ URGENT = re.compile(r"\b(refund|lawyer|sue|complain(t)?|never again|cancel|fraud
 
 
 def classified_event_id(feedback_event_id: uuid.UUID) -> uuid.UUID:
-    return uuid.uuid5(LINEAGE, f"feedback.classified:{feedback_event_id}")
+    return derive_id("feedback.classified", feedback_event_id)
 
 
 def classify(event: FeedbackReceivedV1, sentiment: SentimentModel, source: str) -> FeedbackClassifiedV1:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
-from npsloop_platform.app import Component, create_service_app
+from npsloop_platform.app import ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
 
 from .config import ClassifierSettings
@@ -12,8 +12,9 @@ from .consumer import build_consumer
 from .sentiment import Vader
 
 
-def build(settings: ClassifierSettings, bus: Bus) -> tuple[list[Component], list[APIRouter]]:
-    return [build_consumer(settings, bus, Vader())], []
+def build(settings: ClassifierSettings, bus: Bus) -> ServiceParts:
+    consumer = build_consumer(settings, bus, Vader())
+    return ServiceParts(components=[consumer], consumers=[consumer])
 
 
 def create_app(settings: ClassifierSettings | None = None, bus: Bus | None = None) -> FastAPI:

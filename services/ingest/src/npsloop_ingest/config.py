@@ -7,4 +7,7 @@ from npsloop_platform.settings import PlatformSettings
 
 class IngestSettings(PlatformSettings):
     source_name: str = Field(default="npsloop-ingest", description="The envelope's `source`.")
+    publish_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long ingest waits for a Kafka ack before answering 503."
+    )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with a 503.")

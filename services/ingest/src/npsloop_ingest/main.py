@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
-from npsloop_platform.app import Component, create_service_app
+from npsloop_platform.app import ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
 
 from .api.feedback import router as feedback_router
 from .config import IngestSettings
 
 
-def build(settings: IngestSettings, bus: Bus) -> tuple[list[Component], list[APIRouter]]:
+def build(settings: IngestSettings, bus: Bus) -> ServiceParts:
     """The parts of ingest, for the app below or for the one-process embedded runner."""
-    return [], [feedback_router]
+    return ServiceParts(routers=[feedback_router])
 
 
 def create_app(settings: IngestSettings | None = None, bus: Bus | None = None) -> FastAPI:

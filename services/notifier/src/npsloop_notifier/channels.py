@@ -1,13 +1,15 @@
-"""Delivery channels: SMTP or a local Maildir for email; HTTP POST or local files for call tasks."""
+"""Delivery channels: SMTP (over a small pool of reused connections) or a local Maildir for email;
+HTTP POST (one keep-alive client) or local files for call tasks."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import mailbox
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiosmtplib
 import httpx
@@ -15,18 +17,10 @@ import httpx
 from npsloop_schemas import NotificationRequestedV1
 
 from .config import NotifierSettings
+from .ports import DeliveryError
 
-
-class DeliveryError(Exception):
-    """A failed delivery attempt. `permanent`: retrying cannot help (e.g. 400, recipient refused)."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-class Channel(Protocol):
-    async def deliver(self, request: NotificationRequestedV1) -> None: ...
+__all__ = ["DeliveryError", "FileCallTaskChannel", "HttpCallTaskChannel", "MaildirChannel", "SmtpChannel", "SmtpPool"]
+log = logging.getLogger(__name__)
 
 
 def thank_you_email(request: NotificationRequestedV1, sender: str) -> EmailMessage:
@@ -61,23 +55,83 @@ def call_task_body(request: NotificationRequestedV1) -> dict[str, Any]:
     }
 
 
-class SmtpChannel:
-    def __init__(self, settings: NotifierSettings) -> None:
+class SmtpPool:
+    """A component: at most `size` SMTP connections, reused across messages.
+
+    A connection that fails is dropped (the next message opens a new one); an idle connection the
+    server closed meanwhile is reopened once, within the same attempt.
+    """
+
+    name = "smtp-pool"
+
+    def __init__(self, settings: NotifierSettings, size: int) -> None:
         self.s = settings
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[aiosmtplib.SMTP] = []
+        self.connects = 0
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.s
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout_s,
+        )
+
+    async def send(self, message: EmailMessage) -> None:
+        async with self._slots:
+            reused = self._idle.pop() if self._idle else None
+            client = reused if reused is not None and reused.is_connected else None
+            try:
+                if client is None:
+                    client = await self._connect()
+                try:
+                    await client.send_message(message)
+                except aiosmtplib.SMTPServerDisconnected:
+                    if reused is None:
+                        raise
+                    client.close()  # the server closed the idle connection: reopen once
+                    client = await self._connect()
+                    await client.send_message(message)
+            except BaseException:
+                if client is not None:
+                    client.close()
+                raise
+            self._idle.append(client)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = self._client()
+        await client.connect()
+        self.connects += 1
+        return client
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                await asyncio.wait_for(client.quit(), 2)
+            except Exception:
+                client.close()
+
+    async def ready(self) -> bool:
+        return True
+
+
+class SmtpChannel:
+    def __init__(self, settings: NotifierSettings, pool: SmtpPool) -> None:
+        self.s, self.pool = settings, pool
 
     async def deliver(self, request: NotificationRequestedV1) -> None:
         if not request.payload.recipient.email:
             raise DeliveryError("no email address for this customer", permanent=True)
         try:
-            await aiosmtplib.send(
-                thank_you_email(request, self.s.mail_from),
-                hostname=self.s.smtp_host,
-                port=self.s.smtp_port,
-                username=self.s.smtp_username,
-                password=self.s.smtp_password.get_secret_value() if self.s.smtp_password else None,
-                start_tls=self.s.smtp_starttls,
-                timeout=self.s.smtp_timeout_s,
-            )
+            await self.pool.send(thank_you_email(request, self.s.mail_from))
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise DeliveryError(f"recipient refused: {exc}", permanent=True) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
@@ -85,20 +139,23 @@ class SmtpChannel:
 
 
 class MaildirChannel:
-    def __init__(self, settings: NotifierSettings) -> None:
-        assert settings.mail_dir is not None
-        self.s, self.box = settings, mailbox.Maildir(settings.mail_dir, create=True)
+    """Mail into a local Maildir (the embedded default). The folder and its `tmp`, `new` and `cur`
+    are created when missing, also when the folder itself already exists and is empty."""
+
+    def __init__(self, directory: Path, sender: str) -> None:
+        for sub in ("tmp", "new", "cur"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        self.sender, self.box = sender, mailbox.Maildir(directory, create=False)
 
     async def deliver(self, request: NotificationRequestedV1) -> None:
         if not request.payload.recipient.email:
             raise DeliveryError("no email address for this customer", permanent=True)
-        await asyncio.to_thread(self.box.add, thank_you_email(request, self.s.mail_from))
+        await asyncio.to_thread(self.box.add, thank_you_email(request, self.sender))
 
 
 class HttpCallTaskChannel:
-    def __init__(self, settings: NotifierSettings, client: httpx.AsyncClient) -> None:
-        assert settings.call_task_url is not None
-        self.url, self.client = settings.call_task_url, client
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+        self.url, self.client = url, client
 
     async def deliver(self, request: NotificationRequestedV1) -> None:
         try:
@@ -118,9 +175,9 @@ class HttpCallTaskChannel:
 
 class FileCallTaskChannel:
     def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         self.dir = directory
 
     async def deliver(self, request: NotificationRequestedV1) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{request.payload.delivery_id}.json"
         await asyncio.to_thread(path.write_text, json.dumps(call_task_body(request), indent=2))

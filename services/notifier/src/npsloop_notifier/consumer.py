@@ -1,32 +1,36 @@
-"""Kafka edge of the notifier: notification.requested.v1 in, notification.status.v1 out."""
+"""Kafka edge of the notifier: notification.requested.v1 in, notification.status.v1 out (in batches)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from npsloop_platform.bus import Bus, Message
-from npsloop_platform.consumer import EventConsumer, PermanentError, Publisher
-from npsloop_schemas import Event, NotificationKind, NotificationRequestedV1, NotificationStatusV1, Topics
+from npsloop_platform.bus import Bus
+from npsloop_platform.consumer import EventConsumer
+from npsloop_platform.uow import Received, UnitOfWork
+from npsloop_schemas import NotificationKind, NotificationRequestedV1
 
-from .channels import Channel
 from .config import NotifierSettings
-from .handlers import DeliveryFailed, DeliveryStore, deliver
+from .handlers import deliver_batch
+from .ports import Channel, DeliveryStore
 
 
 def build_consumer(
     settings: NotifierSettings, bus: Bus, store: DeliveryStore, channels: Mapping[NotificationKind, Channel]
 ) -> EventConsumer:
-    async def handle(event: Event, msg: Message, publisher: Publisher) -> None:
-        if not isinstance(event, NotificationRequestedV1):
-            raise PermanentError(f"{event.type_tag} does not belong on {Topics.NOTIFICATION_REQUESTED}")
-        key = msg.key.decode() if msg.key else event.payload.customer_key
+    async def requested(items: Sequence[Received[NotificationRequestedV1]], uow: UnitOfWork) -> None:
+        results = await deliver_batch(
+            [(i.event, i.key) for i in items], store, channels, settings, settings.source_name, settings.max_in_flight
+        )
+        for item, result in zip(items, results, strict=True):
+            if result.report is not None:
+                uow.publish(result.report, item.key)
+            if result.failure is not None:
+                uow.dead_letter(item, result.failure)
 
-        async def report(status: NotificationStatusV1) -> None:
-            await publisher.publish(status, key=key)
-
-        try:
-            await deliver(event, store, channels, settings, report, settings.source_name)
-        except DeliveryFailed as exc:
-            raise PermanentError(str(exc)) from exc
-
-    return EventConsumer(bus, [Topics.NOTIFICATION_REQUESTED], settings.group_id, handle)
+    return EventConsumer(
+        bus,
+        settings.group_id,
+        {NotificationRequestedV1: requested},
+        max_batch=settings.consumer_max_batch,
+        stuck_after_s=settings.consumer_stuck_after_s,
+    )

@@ -1,10 +1,18 @@
 """Delivery logic: dedupe by delivery id before any external call, retry with backoff and jitter,
-log every attempt, report the outcome. No Kafka or SQL here: the ports below."""
+log every attempt, report the outcome. No Kafka or SQL here: the ports in `ports.py`.
+
+A batch is delivered concurrently across customers (at most `max_in_flight` calls at a time) and
+in order within one customer. A delivery costs two database round trips: the batch's `begin`
+(shared by the whole batch) and its own `finish`.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -15,21 +23,13 @@ from npsloop_schemas import (
     NotificationRequestedV1,
     NotificationStatusPayloadV1,
     NotificationStatusV1,
+    derive_id,
 )
 
-from .channels import Channel, DeliveryError
+from .ports import Attempt, Begun, Channel, DeliveryError, DeliveryStore, Outcome
 
-LINEAGE = uuid.UUID("3c2b1a09-8f7e-4d6c-a5b4-c3d2e1f0a9b8")
-
-
-class DeliveryStore(Protocol):
-    async def begin(self, request: NotificationRequestedV1) -> str:
-        """Insert the delivery as 'pending' unless it exists; return its current status."""
-        ...
-
-    async def record_attempt(self, delivery_id: uuid.UUID, attempt: int, error: str | None) -> None: ...
-
-    async def finish(self, delivery_id: uuid.UUID, status: str, attempts: int, error: str | None) -> None: ...
+log = logging.getLogger(__name__)
+FINAL = {str(DeliveryStatus.SENT), str(DeliveryStatus.SKIPPED), str(DeliveryStatus.FAILED)}
 
 
 class RetryPolicy(Protocol):
@@ -42,7 +42,13 @@ class DeliveryFailed(Exception):
     """Every attempt failed: the request goes to the dead-letter topic with this reason."""
 
 
-Report = Callable[[NotificationStatusV1], Awaitable[None]]
+@dataclass(frozen=True)
+class Delivered:
+    """What one request came to: the status to report (None: a repeat within the batch) and,
+    when every attempt failed, the reason to dead-letter it with."""
+
+    report: NotificationStatusV1 | None
+    failure: DeliveryFailed | None = None
 
 
 def status_event(
@@ -51,7 +57,7 @@ def status_event(
     p = request.payload
     return NotificationStatusV1.following(
         request,
-        event_id=uuid.uuid5(LINEAGE, f"{p.delivery_id}:{status}"),
+        event_id=derive_id(f"notification.status:{status}", p.delivery_id),
         source=source,
         payload=NotificationStatusPayloadV1(
             delivery_id=p.delivery_id,
@@ -65,28 +71,14 @@ def status_event(
     )
 
 
-async def deliver(
+async def attempt_delivery(
     request: NotificationRequestedV1,
-    store: DeliveryStore,
-    channels: Mapping[NotificationKind, Channel],
+    channel: Channel,
     policy: RetryPolicy,
-    report: Report,
-    source: str,
-) -> DeliveryStatus | None:
-    """Deliver once. Returns the final status, or None when this delivery id was already done."""
-    p = request.payload
-    current = await store.begin(request)
-    if current in (DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.FAILED):
-        return None  # a redelivery of a finished request: never contact the customer twice
-    channel = channels.get(p.kind)
-    if channel is None:
-        reason = f"no channel configured for {p.kind}"
-        await store.finish(p.delivery_id, DeliveryStatus.SKIPPED, 0, reason)
-        await report(status_event(request, DeliveryStatus.SKIPPED, 0, reason, source))
-        return DeliveryStatus.SKIPPED
-
-    attempts = 0
-    last_error: str | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Outcome:
+    """Call the channel until it succeeds, fails permanently or runs out of attempts."""
+    outcome = Outcome(str(DeliveryStatus.SENT))
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
@@ -95,18 +87,82 @@ async def deliver(
             reraise=True,
         ):
             with attempt:
-                attempts += 1
+                number = len(outcome.attempts) + 1
                 try:
                     await channel.deliver(request)
                 except DeliveryError as exc:
-                    last_error = str(exc)
-                    await store.record_attempt(p.delivery_id, attempts, last_error)
+                    outcome.attempts.append(Attempt(number, clock(), str(exc)))
                     raise
-                await store.record_attempt(p.delivery_id, attempts, None)
+                outcome.attempts.append(Attempt(number, clock()))
     except DeliveryError as exc:
-        await store.finish(p.delivery_id, DeliveryStatus.FAILED, attempts, last_error)
-        await report(status_event(request, DeliveryStatus.FAILED, attempts, last_error, source))
-        raise DeliveryFailed(f"{p.kind} {p.delivery_id} failed after {attempts} attempt(s): {last_error}") from exc
-    await store.finish(p.delivery_id, DeliveryStatus.SENT, attempts, None)
-    await report(status_event(request, DeliveryStatus.SENT, attempts, None, source))
-    return DeliveryStatus.SENT
+        outcome.status, outcome.error = str(DeliveryStatus.FAILED), str(exc)
+    return outcome
+
+
+async def deliver(
+    request: NotificationRequestedV1,
+    begun: Begun,
+    store: DeliveryStore,
+    channels: Mapping[NotificationKind, Channel],
+    policy: RetryPolicy,
+    source: str,
+) -> Delivered:
+    """Deliver once. A delivery that is already final is reported again, never repeated."""
+    p = request.payload
+    if begun.status in FINAL:
+        # A redelivery: the customer was contacted (or not) already. Report it again, with the
+        # same event id, in case the first report was lost in a crash; downstream dedupes.
+        status = DeliveryStatus(begun.status)
+        return Delivered(status_event(request, status, begun.attempts, begun.error, source))
+    if begun.existed:
+        log.warning("delivery %s was in doubt after a crash; delivering again", p.delivery_id)
+    channel = channels.get(p.kind)
+    if channel is None:
+        outcome = Outcome(str(DeliveryStatus.SKIPPED), error=f"no channel configured for {p.kind}")
+    else:
+        outcome = await attempt_delivery(request, channel, policy)
+    await store.finish(p.delivery_id, outcome)
+    status = DeliveryStatus(outcome.status)
+    report = status_event(request, status, len(outcome.attempts), outcome.error, source)
+    if status is DeliveryStatus.FAILED:
+        reason = f"{p.kind} {p.delivery_id} failed after {len(outcome.attempts)} attempt(s): {outcome.error}"
+        return Delivered(report, DeliveryFailed(reason))
+    return Delivered(report)
+
+
+async def deliver_batch(
+    requests: Sequence[tuple[NotificationRequestedV1, str]],
+    store: DeliveryStore,
+    channels: Mapping[NotificationKind, Channel],
+    policy: RetryPolicy,
+    source: str,
+    max_in_flight: int,
+) -> list[Delivered]:
+    """Deliver a batch of `(request, customer key)`: concurrent across customers, ordered within
+    one, at most `max_in_flight` at a time. Results come back in the order of `requests`."""
+    begun = await store.begin([r for r, _ in requests])
+    results: list[Delivered] = [Delivered(None)] * len(requests)
+    by_customer: dict[str, list[int]] = {}
+    seen = set()
+    for index, (req, key) in enumerate(requests):
+        if req.payload.delivery_id in seen:
+            continue  # the same request twice in one batch: the first one delivers it
+        seen.add(req.payload.delivery_id)
+        by_customer.setdefault(key, []).append(index)
+    slots = asyncio.Semaphore(max_in_flight)
+
+    async def one_customer(indexes: list[int]) -> None:
+        for index in indexes:
+            req = requests[index][0]
+            async with slots:
+                results[index] = await deliver(
+                    req, begun.get(req.payload.delivery_id, Begun()), store, channels, policy, source
+                )
+
+    try:
+        async with asyncio.TaskGroup() as group:  # one failure (the database) cancels the rest
+            for indexes in by_customer.values():
+                group.create_task(one_customer(indexes))
+    except ExceptionGroup as eg:
+        raise eg.exceptions[0] from eg  # the edge classifies the cause (an outage is retried)
+    return results

@@ -5,24 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
-from npsloop_platform.app import Component, create_service_app
+from npsloop_platform.app import Component, ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
 from npsloop_schemas import NotificationKind
 
-from .channels import Channel, FileCallTaskChannel, HttpCallTaskChannel, MaildirChannel, SmtpChannel
+from .channels import FileCallTaskChannel, HttpCallTaskChannel, MaildirChannel, SmtpChannel, SmtpPool
 from .config import NotifierSettings
 from .consumer import build_consumer
 from .models import SCHEMA
+from .ports import Channel
 from .repository import SqlDeliveryStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class HttpClient:
-    """The shared httpx client as a component, closed on shutdown."""
+    """The shared keep-alive httpx client as a component, closed on shutdown."""
 
     name = "http-client"
 
@@ -39,23 +40,35 @@ class HttpClient:
         return not self.client.is_closed
 
 
-def channels_for(settings: NotifierSettings, http: httpx.AsyncClient) -> dict[NotificationKind, Channel]:
+def channels_for(
+    settings: NotifierSettings, http: httpx.AsyncClient
+) -> tuple[dict[NotificationKind, Channel], list[Component]]:
+    """The channels the settings name, and the components (connection pools) they need."""
     channels: dict[NotificationKind, Channel] = {}
-    email: Channel = MaildirChannel(settings) if settings.mail_dir else SmtpChannel(settings)
-    channels[NotificationKind.THANK_YOU_EMAIL] = email
+    parts: list[Component] = []
+    if settings.mail_dir:
+        channels[NotificationKind.THANK_YOU_EMAIL] = MaildirChannel(settings.mail_dir, settings.mail_from)
+    else:
+        pool = SmtpPool(settings, settings.smtp_pool_size)
+        channels[NotificationKind.THANK_YOU_EMAIL] = SmtpChannel(settings, pool)
+        parts.append(pool)
     if settings.call_task_url:
-        channels[NotificationKind.CALL_TASK] = HttpCallTaskChannel(settings, http)
+        channels[NotificationKind.CALL_TASK] = HttpCallTaskChannel(settings.call_task_url, http)
     elif settings.call_task_dir:
         channels[NotificationKind.CALL_TASK] = FileCallTaskChannel(settings.call_task_dir)
-    return channels
+    return channels, parts
 
 
-def build(settings: NotifierSettings, bus: Bus, db: Database | None = None) -> tuple[list[Component], list[APIRouter]]:
-    url = settings.require_database_url()
-    db = db or Database(url)
+def build(settings: NotifierSettings, bus: Bus, db: Database | None = None) -> ServiceParts:
+    db = db or Database(settings.dsn)
     http = HttpClient(settings.http_timeout_s)
-    consumer = build_consumer(settings, bus, SqlDeliveryStore(db), channels_for(settings, http.client))
-    return [db, Migrations(url, MIGRATIONS, SCHEMA), http, consumer], []
+    channels, pools = channels_for(settings, http.client)
+    consumer = build_consumer(settings, bus, SqlDeliveryStore(db), channels)
+    return ServiceParts(
+        components=[db, Migrations(settings.dsn, MIGRATIONS, SCHEMA), http, *pools, consumer],
+        db=db,
+        consumers=[consumer],
+    )
 
 
 def create_app(settings: NotifierSettings | None = None, bus: Bus | None = None) -> FastAPI:

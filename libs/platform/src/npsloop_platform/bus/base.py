@@ -74,6 +74,10 @@ class Bus(Protocol):
         self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()
     ) -> None: ...
 
+    async def committed_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """What `group_id` has committed: the next offset to read, per partition."""
+        ...
+
     def consumer(self, topics: Sequence[str], group_id: str) -> RawConsumer: ...
 
 

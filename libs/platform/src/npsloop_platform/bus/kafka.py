@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from ..retry import Stopped, retrying
 from .base import Headers, Message, TopicPartition, as_bytes
 
 log = logging.getLogger(__name__)
@@ -23,22 +23,6 @@ log = logging.getLogger(__name__)
 
 class BusUnavailable(ConnectionError):
     """The broker cannot be reached right now; retry later."""
-
-
-async def _with_backoff(what: str, attempt_fn: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
-    """Call `attempt_fn()` until it succeeds or `stop` is set; exponential backoff with jitter."""
-    delay = 0.2
-    while not stop.is_set():
-        try:
-            await attempt_fn()
-            return
-        except (KafkaError, OSError) as exc:
-            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
-            try:
-                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.5))
-            except TimeoutError:
-                pass
-            delay = min(delay * 2, 10.0)
 
 
 class KafkaBus:
@@ -89,7 +73,10 @@ class KafkaBus:
                 raise
             self._producer = producer
 
-        await _with_backoff("kafka producer connect", attempt, self._stopping)
+        try:
+            await retrying("kafka producer connect", attempt, stopping=self._stopping, transient=lambda _: True)
+        except Stopped:
+            return
         if self._producer is not None:
             self._connected.set()
             log.info("kafka producer connected to %s", self.bootstrap)
@@ -148,6 +135,16 @@ class KafkaBus:
     async def publish(self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()) -> None:
         await (await self.send(topic, value, key=key, headers=headers))
 
+    async def committed_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """The offsets `group_id` has committed (next to read), by logical topic."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(self.topic_prefix + group_id)
+        finally:
+            await admin.close()
+        return {TopicPartition(self.logical(tp.topic), tp.partition): meta.offset for tp, meta in offsets.items()}
+
     def consumer(self, topics: Sequence[str], group_id: str) -> KafkaRawConsumer:
         return KafkaRawConsumer(self, list(topics), group_id)
 
@@ -156,30 +153,26 @@ class KafkaRawConsumer:
     def __init__(self, bus: KafkaBus, topics: list[str], group_id: str) -> None:
         self.bus, self.topics, self.group_id = bus, topics, group_id
         self._consumer: AIOKafkaConsumer | None = None
-        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
-        async def attempt() -> None:
-            consumer = AIOKafkaConsumer(
-                *[self.bus.physical(t) for t in self.topics],
-                bootstrap_servers=self.bus.bootstrap,
-                group_id=self.bus.topic_prefix + self.group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                max_poll_interval_ms=300_000,
-            )
-            try:
-                await consumer.start()
-            except BaseException:
-                await consumer.stop()
-                raise
-            self._consumer = consumer
-
-        await _with_backoff(f"kafka consumer {self.group_id} start", attempt, self._stopping)
+        """One attempt to join the group; the consumer edge retries it while Kafka is down."""
+        consumer = AIOKafkaConsumer(
+            *[self.bus.physical(t) for t in self.topics],
+            bootstrap_servers=self.bus.bootstrap,
+            group_id=self.bus.topic_prefix + self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_interval_ms=300_000,
+        )
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
 
     async def stop(self) -> None:
-        self._stopping.set()
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

@@ -69,6 +69,10 @@ class MemoryBus:
     async def publish(self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()) -> None:
         await (await self.send(topic, value, key=key, headers=headers))
 
+    async def committed_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """The offsets `group_id` has committed (next to read)."""
+        return {tp: offset for (group, tp), offset in self._committed.items() if group == group_id}
+
     def consumer(self, topics: Sequence[str], group_id: str) -> MemoryConsumer:
         return MemoryConsumer(self, list(topics), group_id)
 

@@ -33,6 +33,12 @@ async def read_topic(bus: Bus, topic: str, count: int, timeout: float = 60) -> l
     return out
 
 
+async def committed_total(bus: Bus, group_id: str, topic: str) -> int:
+    """How many messages of `topic` the group has committed, over all partitions (both buses)."""
+    offsets = await bus.committed_offsets(group_id)
+    return sum(offset for tp, offset in offsets.items() if tp.topic == topic and offset > 0)
+
+
 def feedback_body(score: int, **extra: Any) -> dict[str, Any]:
     return {"tenant_id": "acme", "store_id": "berlin-1", "channel": "pos", "score": score, **extra}
 
