@@ -234,6 +234,7 @@ class EventConsumer(Background):
                 initial_s=self.retry_initial_s,
                 max_s=self.retry_max_s,
                 on_retry=self._on_retry,
+                log_extra=items[0].log_extra() if single else None,
             )
         except Stopped:
             raise

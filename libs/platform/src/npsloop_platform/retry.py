@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
@@ -97,12 +97,14 @@ async def retrying(
     initial_s: float = 0.2,
     max_s: float = 10.0,
     on_retry: Callable[[BaseException, bool], None] | None = None,
+    log_extra: Mapping[str, str] | None = None,
 ) -> T:
     """Return `await attempt()` once it succeeds.
 
     Transient errors are retried until `stopping` is set; other errors `max_attempts` times in
     all (None: forever), after which the last one is raised; `fatal` ones at once. Raises `Stopped` when `stopping` is
-    set while waiting. `on_retry(exc, transient)` runs before each wait (stats, health).
+    set while waiting. `on_retry(exc, transient)` runs before each wait (stats, health); `log_extra` goes on each
+    log line (e.g. the event_id and correlation_id of the message in hand).
     """
     faults = 0
 
@@ -124,7 +126,9 @@ async def retrying(
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning("%s failed, retrying in %.2fs: %s: %s", what, wait, type(exc).__name__, exc)
+        log.warning(
+            "%s failed, retrying in %.2fs: %s: %s", what, wait, type(exc).__name__, exc, extra=dict(log_extra or {})
+        )
 
     async def sleep(seconds: float) -> None:
         if await wait_or_stop(stopping, seconds):

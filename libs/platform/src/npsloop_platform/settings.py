@@ -49,6 +49,11 @@ class PlatformSettings(BaseSettings):
         default="", description="Prepended to every topic, to share one cluster between installs."
     )
     kafka_request_timeout_ms: int = Field(default=30_000, ge=1000)
+    kafka_linger_ms: int = Field(default=5, ge=0, le=1000, description="Producer batching delay.")
+    kafka_fetch_max_wait_ms: int = Field(
+        default=25, ge=0, le=10_000, description="Longest a fetch waits for kafka_fetch_min_bytes to gather."
+    )
+    kafka_fetch_min_bytes: int = Field(default=16_384, ge=1, description="Bytes a fetch waits for (or the wait).")
     consumer_max_batch: int = Field(default=500, ge=1, le=10_000, description="Most messages one batch holds.")
     consumer_stuck_after_s: float = Field(
         default=120.0, gt=0, description="/readyz answers 503 once a consumer is stuck on one batch this long."

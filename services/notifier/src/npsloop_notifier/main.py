@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 
 from npsloop_platform.app import Component, ServiceParts, create_service_app
@@ -12,7 +11,7 @@ from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
 from npsloop_schemas import NotificationKind
 
-from .channels import FileCallTaskChannel, HttpCallTaskChannel, MaildirChannel, SmtpChannel, SmtpPool
+from .channels import FileCallTaskChannel, HttpCallTaskChannel, HttpClient, MaildirChannel, SmtpChannel, SmtpPool
 from .config import NotifierSettings
 from .consumer import build_consumer
 from .models import SCHEMA
@@ -22,26 +21,8 @@ from .repository import SqlDeliveryStore
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-class HttpClient:
-    """The shared keep-alive httpx client as a component, closed on shutdown."""
-
-    name = "http-client"
-
-    def __init__(self, timeout_s: float) -> None:
-        self.client = httpx.AsyncClient(timeout=timeout_s)
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        await self.client.aclose()
-
-    async def ready(self) -> bool:
-        return not self.client.is_closed
-
-
 def channels_for(
-    settings: NotifierSettings, http: httpx.AsyncClient
+    settings: NotifierSettings, http: HttpClient
 ) -> tuple[dict[NotificationKind, Channel], list[Component]]:
     """The channels the settings name, and the components (connection pools) they need."""
     channels: dict[NotificationKind, Channel] = {}
@@ -61,8 +42,8 @@ def channels_for(
 
 def build(settings: NotifierSettings, bus: Bus, db: Database | None = None) -> ServiceParts:
     db = db or Database(settings.dsn)
-    http = HttpClient(settings.http_timeout_s)
-    channels, pools = channels_for(settings, http.client)
+    http = HttpClient(settings.http_timeout_s, max_connections=settings.max_in_flight)
+    channels, pools = channels_for(settings, http)
     consumer = build_consumer(settings, bus, SqlDeliveryStore(db), channels)
     return ServiceParts(
         components=[db, Migrations(settings.dsn, MIGRATIONS, SCHEMA), http, *pools, consumer],

@@ -17,4 +17,7 @@ def make_bus(settings: PlatformSettings) -> Bus:
         settings.kafka_bootstrap,
         topic_prefix=settings.topic_prefix,
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        linger_ms=settings.kafka_linger_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        fetch_min_bytes=settings.kafka_fetch_min_bytes,
     )
