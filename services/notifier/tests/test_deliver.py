@@ -1,19 +1,23 @@
-"""Delivery logic against fakes: dedupe before any call, retries with backoff, permanent failures."""
+"""Delivery logic against fakes: dedupe before any call, retries with backoff, permanent failures,
+and batches delivered concurrently across customers but in order within one."""
 
+import asyncio
+import mailbox
+import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from pathlib import Path
 
-import pytest
-
-from npsloop_notifier.channels import DeliveryError
-from npsloop_notifier.handlers import DeliveryFailed, deliver
+from npsloop_notifier.channels import DeliveryError, MaildirChannel
+from npsloop_notifier.handlers import Delivered, deliver, deliver_batch, status_event
+from npsloop_notifier.ports import Begun, Outcome
 from npsloop_schemas import (
     Contact,
+    DeliveryStatus,
     NotificationKind,
     NotificationRequestedPayloadV1,
     NotificationRequestedV1,
-    NotificationStatusV1,
 )
 
 
@@ -26,30 +30,51 @@ class Policy:
 
 class FakeStore:
     def __init__(self) -> None:
-        self.status: dict[uuid.UUID, str] = {}
-        self.attempts: list[tuple[int, str | None]] = []
+        self.rows: dict[uuid.UUID, Begun] = {}
+        self.outcomes: dict[uuid.UUID, Outcome] = {}
+        self.round_trips = 0
 
-    async def begin(self, request: NotificationRequestedV1) -> str:
-        return self.status.setdefault(request.payload.delivery_id, "pending")
+    async def begin(self, requests: Sequence[NotificationRequestedV1]) -> dict[uuid.UUID, Begun]:
+        self.round_trips += 1
+        before = {
+            r.payload.delivery_id: self.rows[r.payload.delivery_id]
+            for r in requests
+            if r.payload.delivery_id in self.rows
+        }
+        for r in requests:
+            self.rows.setdefault(r.payload.delivery_id, Begun(existed=True))
+        return before
 
-    async def record_attempt(self, delivery_id: uuid.UUID, attempt: int, error: str | None) -> None:
-        self.attempts.append((attempt, error))
-
-    async def finish(self, delivery_id: uuid.UUID, status: str, attempts: int, error: str | None) -> None:
-        self.status[delivery_id] = status
+    async def finish(self, delivery_id: uuid.UUID, outcome: Outcome) -> None:
+        self.round_trips += 1
+        self.rows[delivery_id] = Begun(outcome.status, len(outcome.attempts), outcome.error, existed=True)
+        self.outcomes[delivery_id] = outcome
 
 
 class FakeChannel:
-    def __init__(self, failures: list[DeliveryError]) -> None:
-        self.failures, self.calls = failures, 0
+    def __init__(self, failures: list[DeliveryError] | None = None, delay_s: float = 0.0) -> None:
+        self.failures, self.calls, self.delay_s = failures or [], 0, delay_s
+        self.in_flight = self.most_in_flight = 0
+        self.order: list[str] = []
 
     async def deliver(self, request: NotificationRequestedV1) -> None:
         self.calls += 1
-        if self.failures:
-            raise self.failures.pop(0)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay_s if request.payload.score == 0 else 0.001)
+            self.order.append(f"{request.payload.customer_key}/{request.payload.score}")
+            if self.failures:
+                raise self.failures.pop(0)
+        finally:
+            self.in_flight -= 1
 
 
-def request(kind: NotificationKind = NotificationKind.CALL_TASK) -> NotificationRequestedV1:
+def request(
+    kind: NotificationKind = NotificationKind.CALL_TASK, customer: str = "acme:c", score: int = 2
+) -> NotificationRequestedV1:
+    from datetime import UTC, datetime
+
     return NotificationRequestedV1(
         event_id=uuid.uuid4(),
         occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
@@ -59,67 +84,131 @@ def request(kind: NotificationKind = NotificationKind.CALL_TASK) -> Notification
         payload=NotificationRequestedPayloadV1(
             delivery_id=uuid.uuid4(),
             kind=kind,
-            customer_key="acme:c",
-            recipient=Contact(phone="+4915112345678"),
+            customer_key=customer,
+            recipient=Contact(phone="+4915112345678", email="ann@example.com"),
             feedback_event_id=uuid.uuid4(),
-            score=2,
+            score=score,
         ),
     )
 
 
-async def run(
-    req: NotificationRequestedV1, store: FakeStore, channel: FakeChannel
-) -> tuple[object, list[NotificationStatusV1]]:
-    reports: list[NotificationStatusV1] = []
-
-    async def report(s: NotificationStatusV1) -> None:
-        reports.append(s)
-
-    result = await deliver(req, store, {NotificationKind.CALL_TASK: channel}, Policy(), report, "notifier")
-    return result, reports
+async def one(req: NotificationRequestedV1, store: FakeStore, channel: FakeChannel) -> Delivered:
+    (result,) = await deliver_batch(
+        [(req, req.payload.customer_key)], store, {NotificationKind.CALL_TASK: channel}, Policy(), "notifier", 8
+    )
+    return result
 
 
 async def test_transient_failures_are_retried_and_every_attempt_is_logged() -> None:
     store, channel, req = FakeStore(), FakeChannel([DeliveryError("503"), DeliveryError("timeout")]), request()
-    result, reports = await run(req, store, channel)
-    assert result == "sent" and channel.calls == 3
-    assert store.attempts == [(1, "503"), (2, "timeout"), (3, None)]
-    assert [(r.payload.status, r.payload.attempts) for r in reports] == [("sent", 3)]
+    result = await one(req, store, channel)
+    assert result.failure is None and channel.calls == 3
+    outcome = store.outcomes[req.payload.delivery_id]
+    assert [(a.number, a.error) for a in outcome.attempts] == [(1, "503"), (2, "timeout"), (3, None)]
+    assert (result.report.payload.status, result.report.payload.attempts) == ("sent", 3)
+    assert store.round_trips == 2  # begin and finish
 
 
-async def test_a_finished_delivery_is_never_repeated() -> None:
-    store, channel, req = FakeStore(), FakeChannel([]), request()
-    await run(req, store, channel)
-    result, reports = await run(req, store, channel)
-    assert result is None and channel.calls == 1 and reports == []
+async def test_a_finished_delivery_is_never_repeated_but_reported_again_with_the_same_id() -> None:
+    store, channel, req = FakeStore(), FakeChannel(), request()
+    first = await one(req, store, channel)
+    again = await one(req, store, channel)
+    assert channel.calls == 1
+    assert again.report is not None and again.report.event_id == first.report.event_id
+    assert again.report.payload.status == "sent"
 
 
-async def test_permanent_failure_is_not_retried_and_raises_for_the_dlq() -> None:
+async def test_an_in_doubt_delivery_is_made_again() -> None:
+    store, channel, req = FakeStore(), FakeChannel(), request()
+    store.rows[req.payload.delivery_id] = Begun("pending", 0, None, existed=True)  # a crash mid-call
+    result = await one(req, store, channel)
+    assert channel.calls == 1 and result.report.payload.status == "sent"
+
+
+async def test_permanent_failure_is_not_retried_and_is_dead_lettered() -> None:
     store, channel, req = FakeStore(), FakeChannel([DeliveryError("HTTP 400 bad phone", permanent=True)]), request()
-    with pytest.raises(DeliveryFailed, match=r"1 attempt.*HTTP 400 bad phone"):
-        await run(req, store, channel)
-    assert channel.calls == 1 and store.status[req.payload.delivery_id] == "failed"
+    result = await one(req, store, channel)
+    assert result.failure is not None and "1 attempt(s): HTTP 400 bad phone" in str(result.failure)
+    assert channel.calls == 1 and store.rows[req.payload.delivery_id].status == "failed"
+    assert result.report.payload.status == "failed"
 
 
 async def test_gives_up_after_max_attempts() -> None:
     store, channel, req = FakeStore(), FakeChannel([DeliveryError(f"e{i}") for i in range(10)]), request()
-    reports: list[NotificationStatusV1] = []
-
-    async def report(s: NotificationStatusV1) -> None:
-        reports.append(s)
-
-    with pytest.raises(DeliveryFailed, match="after 4 attempt"):
-        await deliver(req, store, {NotificationKind.CALL_TASK: channel}, Policy(), report, "n")
-    assert channel.calls == 4 and [r.payload.status for r in reports] == ["failed"]
-    assert reports[0].payload.reason == "e3"
+    result = await one(req, store, channel)
+    assert result.failure is not None and "after 4 attempt" in str(result.failure)
+    assert channel.calls == 4 and result.report.payload.reason == "e3"
 
 
 async def test_unconfigured_channel_is_skipped_with_a_reason() -> None:
     store, req = FakeStore(), request(NotificationKind.NURTURE_EMAIL)
-    reports: list[NotificationStatusV1] = []
+    result = await deliver(req, Begun(), store, {}, Policy(), "n")
+    assert result.report.payload.status == DeliveryStatus.SKIPPED
+    assert result.report.payload.reason == "no channel configured for nurture_email"
 
-    async def report(s: NotificationStatusV1) -> None:
-        reports.append(s)
 
-    assert await deliver(req, store, {}, Policy(), report, "n") == "skipped"
-    assert reports[0].payload.reason == "no channel configured for nurture_email"
+async def test_a_batch_runs_customers_concurrently_but_never_more_than_max_in_flight() -> None:
+    store, channel = FakeStore(), FakeChannel()
+    reqs = [request(customer=f"acme:c-{i}") for i in range(40)]
+    results = await deliver_batch(
+        [(r, r.payload.customer_key) for r in reqs], store, {NotificationKind.CALL_TASK: channel}, Policy(), "n", 5
+    )
+    assert channel.calls == 40 and all(r.report.payload.status == "sent" for r in results)
+    assert channel.most_in_flight == 5
+    assert [r.report.payload.delivery_id for r in results] == [r.payload.delivery_id for r in reqs]  # input order
+
+
+async def test_one_customers_requests_stay_in_order_even_when_the_first_is_slow() -> None:
+    store, channel = FakeStore(), FakeChannel(delay_s=0.05)
+    reqs = [
+        request(customer="acme:a", score=0),
+        request(customer="acme:b", score=1),
+        request(customer="acme:a", score=5),
+    ]
+    await deliver_batch(
+        [(r, r.payload.customer_key) for r in reqs], store, {NotificationKind.CALL_TASK: channel}, Policy(), "n", 8
+    )
+    assert channel.order.index("acme:a/0") < channel.order.index("acme:a/5")
+    assert channel.order[0] == "acme:b/1"  # the other customer did not wait for the slow one
+
+
+async def test_the_same_request_twice_in_one_batch_is_delivered_once() -> None:
+    store, channel, req = FakeStore(), FakeChannel(), request()
+    results = await deliver_batch(
+        [(req, "k"), (req, "k")], store, {NotificationKind.CALL_TASK: channel}, Policy(), "n", 8
+    )
+    assert channel.calls == 1 and results[0].report is not None and results[1].report is None
+
+
+async def test_one_failure_does_not_touch_the_rest_of_the_batch() -> None:
+    store = FakeStore()
+    channel = FakeChannel([DeliveryError("HTTP 400", permanent=True)])
+    reqs = [request(customer=f"acme:c-{i}") for i in range(3)]
+    results = await deliver_batch(
+        [(r, r.payload.customer_key) for r in reqs], store, {NotificationKind.CALL_TASK: channel}, Policy(), "n", 1
+    )
+    assert [r.failure is not None for r in results] == [True, False, False]
+    assert [r.report.payload.status for r in results] == ["failed", "sent", "sent"]
+
+
+def test_status_ids_derive_from_the_delivery() -> None:
+    req = request()
+    assert (
+        status_event(req, DeliveryStatus.SENT, 1, None, "a").event_id
+        == status_event(req, DeliveryStatus.SENT, 2, None, "b").event_id
+    )
+    assert (
+        status_event(req, DeliveryStatus.SENT, 1, None, "a").event_id
+        != status_event(req, DeliveryStatus.FAILED, 1, None, "a").event_id
+    )
+
+
+async def test_maildir_works_in_an_existing_empty_folder() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "mail"
+        folder.mkdir()  # as a newcomer would: NPSLOOP_MAIL_DIR created, empty
+        channel = MaildirChannel(folder, "npsloop <noreply@npsloop.local>")
+        req = request(NotificationKind.THANK_YOU_EMAIL, score=10)
+        await channel.deliver(req)
+        (msg,) = list(mailbox.Maildir(folder, create=False))
+        assert msg["X-Npsloop-Delivery-Id"] == str(req.payload.delivery_id) and "10/10" in msg.get_payload()

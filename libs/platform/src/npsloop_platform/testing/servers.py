@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -38,6 +39,19 @@ class SmtpSink:
     host: str
     port: int
     messages: list[EmailMessage] = field(default_factory=list)
+    #: Once this many messages were accepted, new transactions wait at MAIL FROM until `release()`.
+    hold_after: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if self.hold_after is not None and len(self.messages) >= self.hold_after:
+            await asyncio.get_running_loop().run_in_executor(None, self.released.wait)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
@@ -58,6 +72,7 @@ class SmtpServer:
         return self.sink
 
     def stop(self) -> None:
+        self.sink.release()  # a held transaction must not keep the server thread from stopping
         self._controller.stop()
 
 
