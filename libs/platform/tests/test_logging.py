@@ -27,3 +27,79 @@ def test_json_logs_never_carry_pii() -> None:
 def test_pii_hash_is_stable_and_case_insensitive() -> None:
     assert pii_hash("Ann@Example.com") == pii_hash(" ann@example.com ") != pii_hash("bob@example.com")
     assert pii_hash(None) is None
+
+
+KEEP = [
+    "127.0.0.1:29392",
+    "10.0.0.12",
+    "[::1]:8080",
+    "2026-11-25T03:12:45.123456+00:00",
+    "2026-11-25 03:12:45,123",
+    "12:30:01",
+    "0b6f7a4e-2d55-4a3c-9e1f-7c8d9e0f1a2b",
+    "feedback.received.v1[2]@10345",
+    "retrying in 0.2s",
+    "offset 1795578122",
+    "aiokafka 0.14.0",
+]
+MASK = ["+49 151 1234567", "+44 20 7946 0958", "(555) 123-4567", "555-123-4567", "+1-555-123-4567", "015112345678"]
+
+
+def test_addresses_ports_timestamps_and_ids_are_left_alone() -> None:
+    for text in KEEP:
+        assert mask_pii(f"at {text} done") == f"at {text} done", text
+
+
+def test_phone_numbers_in_every_usual_form_are_masked() -> None:
+    for phone in MASK:
+        masked = mask_pii(f"call {phone} now")
+        assert masked == f"call ***{phone[-2:]} now", (phone, masked)
+
+
+def capture(json: bool) -> io.StringIO:
+    configure_logging("INFO", json=json, service="test")
+    stream = io.StringIO()
+    handler = logging.getLogger().handlers[0]
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    return stream
+
+
+def test_tracebacks_and_the_input_they_quote_are_masked() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    class Body(BaseModel):
+        email: int
+        score: int
+
+    for json_logs in (True, False):
+        stream = capture(json_logs)
+        try:
+            Body.model_validate({"email": "bob@example.org", "score": "+49 151 1234567 x"})
+        except ValidationError:
+            logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+        try:
+            raise ValueError("bad contact ann@example.com +49 151 1234567")
+        except ValueError:
+            logging.getLogger("x").error("failed", exc_info=True, stack_info=True)
+        out = stream.getvalue()
+        assert "Traceback" in out and "ValueError" in out
+        for secret in ("bob@example.org", "ann@example.com", "151 1234567"):
+            assert secret not in out, (json_logs, secret)
+
+
+def test_event_and_correlation_ids_are_fields_in_json_and_bracketed_in_text() -> None:
+    ids = {"event_id": "0b6f7a4e-2d55-4a3c-9e1f-7c8d9e0f1a2b", "correlation_id": "6f1c1b7e-8a40-4b8e-9f5e-1d0c2a3b4c5d"}
+    stream = capture(True)
+    logging.getLogger("c").warning("dead-lettering", extra=ids)
+    record = json.loads(stream.getvalue())
+    assert record["event_id"] == ids["event_id"] and record["correlation_id"] == ids["correlation_id"]
+    stream = capture(False)
+    logging.getLogger("c").warning("dead-lettering", extra=ids)
+    assert stream.getvalue().rstrip().endswith(f"[event_id={ids['event_id']} correlation_id={ids['correlation_id']}]")
+
+
+def test_free_text_is_redacted_to_its_length() -> None:
+    from npsloop_platform.logging import redact_free_text
+
+    assert redact_free_text("The staff was rude to me") == "<redacted 24 chars>"
+    assert redact_free_text(None) == "<none>"
