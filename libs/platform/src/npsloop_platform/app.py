@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -54,17 +54,25 @@ class AppState:
     embedded: Any = None  # the one-process Loop, for the embedded dashboard
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker
+# thread, a thread hop per request that cost more CPU than the rest of ingest's handler.
+
+
+def state_of(request: Request) -> AppState:
     state: AppState = request.app.state.npsloop
     return state
 
 
-def get_bus(request: Request) -> Bus:
-    return get_state(request).bus
+async def get_state(request: Request) -> AppState:
+    return state_of(request)
 
 
-def get_db(request: Request) -> Database:
-    db = get_state(request).db
+async def get_bus(request: Request) -> Bus:
+    return state_of(request).bus
+
+
+async def get_db(request: Request) -> Database:
+    db = state_of(request).db
     if db is None:
         raise RuntimeError("this app has no database; the route was mounted on the wrong service")
     return db
@@ -75,11 +83,11 @@ BusDep = Annotated[Bus, Depends(get_bus)]
 DbDep = Annotated[Database, Depends(get_db)]
 
 
-def settings_dependency(cls: type[S]) -> Callable[[Request], S]:
+def settings_dependency(cls: type[S]) -> Callable[[Request], Awaitable[S]]:
     """A dependency returning the app's settings as `cls` (a service's own settings class)."""
 
-    def dependency(request: Request) -> S:
-        settings = get_state(request).settings
+    async def dependency(request: Request) -> S:
+        settings = state_of(request).settings
         if not isinstance(settings, cls):
             raise RuntimeError(f"this app runs with {type(settings).__name__}, not {cls.__name__}")
         return settings

@@ -31,7 +31,6 @@ from npsloop_schemas import (
 from .ports import ActionsRepository, CaseChange
 
 E = TypeVar("E", bound=Envelope)
-derived_id = derive_id  # TEMP: bench still imports this name
 
 
 async def first_time(items: Sequence[tuple[E, str]], repo: ActionsRepository) -> list[tuple[E, str]]:

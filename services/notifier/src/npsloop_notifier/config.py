@@ -17,7 +17,7 @@ class NotifierSettings(DatabaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_timeout_s: float = Field(default=10.0, gt=0)
-    smtp_pool_size: int = Field(default=4, ge=1, le=100, description="SMTP connections kept open and reused.")
+    smtp_pool_size: int = Field(default=8, ge=1, le=100, description="SMTP connections kept open and reused.")
     mail_from: str = "npsloop <noreply@npsloop.local>"
     mail_dir: Path | None = Field(
         default=None, description="Write mail to this Maildir instead of SMTP (the embedded default)."

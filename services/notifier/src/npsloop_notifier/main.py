@@ -41,7 +41,9 @@ def channels_for(
 
 
 def build(settings: NotifierSettings, bus: Bus, db: Database | None = None) -> ServiceParts:
-    db = db or Database(settings.dsn)
+    # Every delivery under way may finish at once: a pool smaller than that opens and closes
+    # connections all the time (a new Postgres backend each), which cost more than the deliveries.
+    db = db or Database(settings.dsn, pool_size=settings.max_in_flight + 2)
     http = HttpClient(settings.http_timeout_s, max_connections=settings.max_in_flight)
     channels, pools = channels_for(settings, http)
     consumer = build_consumer(settings, bus, SqlDeliveryStore(db), channels)
