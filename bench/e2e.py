@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sustained-seconds", type=float, default=60, help="length of the sustained phase; 0 skips it (default 60)"
     )
+    parser.add_argument("--result-file", type=Path, default=None, help="write the JSON here (default .cache/bench/)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (service logs, data)")
     args = parser.parse_args(argv)
@@ -389,8 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         children.stop()
     result["run_time_s"] = round(time.monotonic() - started, 1)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"e2e-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    result["result_file"] = str(path.relative_to(REPO))
+    path = args.result_file or RESULTS_DIR / f"e2e-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result["result_file"] = str(path)
     path.write_text(json.dumps(result, indent=2, default=str))
     print(report(result), flush=True)
     return rc
