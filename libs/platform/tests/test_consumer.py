@@ -225,3 +225,21 @@ async def test_stopping_while_publishes_fail_does_not_commit_and_does_not_hang(n
     await eventually(handled, timeout=10)
     await asyncio.wait_for(c.stop(), 5)  # flush gives up once stopping is set
     assert await committed_total(bus, "g", Topics.FEEDBACK_RECEIVED) == 0  # redelivered later, never lost
+
+
+async def test_dead_letter_log_lines_carry_ids_and_never_the_comment(caplog: pytest.LogCaptureFixture) -> None:
+    bus = MemoryBus(partitions=1)
+    await bus.start()
+    secret = "my neighbour Ann Smith was rude"
+    await bus.publish(Topics.FEEDBACK_RECEIVED, feedback_event_json(11, comment=secret), key="k")  # invalid
+    await bus.publish(Topics.FEEDBACK_RECEIVED, feedback_event_json(3, comment=secret), key="k")
+
+    async def refuse(items: Items, uow: UnitOfWork) -> None:
+        raise PermanentError("no tenant configured")
+
+    c = consumer(bus, refuse)
+    with caplog.at_level("WARNING"):
+        await run_until(c, lambda: c.stats.dead_lettered == 2)
+    assert secret not in caplog.text
+    (refused,) = [r for r in caplog.records if "no tenant configured" in r.getMessage()]
+    assert getattr(refused, "event_id", None) and getattr(refused, "correlation_id", None)

@@ -23,7 +23,7 @@ def _postgres_url(value: str) -> str:
         url = make_url(value)
     except ArgumentError:
         raise ValueError("not a URL; expected postgresql://user:password@host:5432/database") from None
-    if url.get_backend_name() != "postgresql":
+    if url.get_backend_name() not in ("postgresql", "postgres"):
         raise ValueError(f"scheme {url.drivername!r} is not PostgreSQL; expected postgresql://...") from None
     if not (url.host or url.query.get("host")):
         raise ValueError("no host: expected postgresql://user:password@host:5432/database")
