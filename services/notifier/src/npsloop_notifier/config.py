@@ -10,14 +10,14 @@ from npsloop_platform.settings import DatabaseSettings
 class NotifierSettings(DatabaseSettings):
     group_id: str = "notifier"
     source_name: str = "npsloop-notifier"
-    max_in_flight: int = Field(default=32, ge=1, le=1000, description="Deliveries under way at once (per process).")
+    max_in_flight: int = Field(default=64, ge=1, le=1000, description="Deliveries under way at once (per process).")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_timeout_s: float = Field(default=10.0, gt=0)
-    smtp_pool_size: int = Field(default=8, ge=1, le=100, description="SMTP connections kept open and reused.")
+    smtp_pool_size: int = Field(default=16, ge=1, le=100, description="SMTP connections kept open and reused.")
     mail_from: str = "npsloop <noreply@npsloop.local>"
     mail_dir: Path | None = Field(
         default=None, description="Write mail to this Maildir instead of SMTP (the embedded default)."
