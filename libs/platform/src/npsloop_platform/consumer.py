@@ -42,6 +42,11 @@ BatchHandler = Callable[[Sequence[Received[Any]], Any], Awaitable[None]]
 TOPIC_OF: dict[type[Envelope], str] = {cls: topic for cls, topic in EVENT_TYPES.values()}
 
 
+def consumer_options(settings: Any) -> dict[str, Any]:
+    """The EventConsumer options every service takes from its settings (NPSLOOP_CONSUMER_*)."""
+    return {"max_batch": settings.consumer_max_batch, "stuck_after_s": settings.consumer_stuck_after_s}
+
+
 class PermanentError(Exception):
     """This message can never be handled; dead-letter it with this reason."""
 

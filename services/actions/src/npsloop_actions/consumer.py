@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from npsloop_platform.bus import Bus
-from npsloop_platform.consumer import EventConsumer
+from npsloop_platform.consumer import EventConsumer, consumer_options
 from npsloop_platform.db import Database
 from npsloop_platform.outbox import OutboxRelay
 from npsloop_platform.uow import Received, SqlUnitOfWork
@@ -38,6 +38,5 @@ def build_consumer(settings: ActionsSettings, bus: Bus, db: Database, relay: Out
         settings.group_id,
         {FeedbackClassifiedV1: classified, NotificationStatusV1: status},
         unit_of_work=partial(SqlUnitOfWork, db, "actions"),
-        max_batch=settings.consumer_max_batch,
-        stuck_after_s=settings.consumer_stuck_after_s,
+        **consumer_options(settings),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from npsloop_platform.bus import Bus
-from npsloop_platform.consumer import EventConsumer
+from npsloop_platform.consumer import EventConsumer, consumer_options
 from npsloop_platform.uow import Received, UnitOfWork
 from npsloop_schemas import FeedbackReceivedV1
 
@@ -26,6 +26,5 @@ def build_consumer(settings: ClassifierSettings, bus: Bus, sentiment: SentimentM
         bus,
         settings.group_id,
         {FeedbackReceivedV1: received},
-        max_batch=settings.consumer_max_batch,
-        stuck_after_s=settings.consumer_stuck_after_s,
+        **consumer_options(settings),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from npsloop_platform.bus import Bus
-from npsloop_platform.consumer import EventConsumer
+from npsloop_platform.consumer import EventConsumer, consumer_options
 from npsloop_platform.uow import Received, UnitOfWork
 from npsloop_schemas import NotificationKind, NotificationRequestedV1
 
@@ -31,6 +31,5 @@ def build_consumer(
         bus,
         settings.group_id,
         {NotificationRequestedV1: requested},
-        max_batch=settings.consumer_max_batch,
-        stuck_after_s=settings.consumer_stuck_after_s,
+        **consumer_options(settings),
     )
