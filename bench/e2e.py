@@ -55,7 +55,7 @@ from .infra import (
     wait_ready,
     work_dir,
 )
-from .load import kafka_payloads, make_events
+from .load import TENANT, kafka_payloads, make_events
 from .report import compute_ratios, compute_targets, report, summary_ms
 
 
@@ -140,7 +140,10 @@ async def run_pipeline(
             cpu.add("postgres", postgres_pid(pg_data), with_children=True)
             cpu.add("sinks", sink_child.pid)
             cpu.add("bench (load generator)", os.getpid())
-            sinks = Sinks(JsonlTail(sinks_dir / "emails.jsonl"), JsonlTail(sinks_dir / "calls.jsonl"), db)
+            from npsloop_platform.testing.helpers import make_key
+
+            api_key = await make_key(db_url, "source", tenant=TENANT)
+            sinks = Sinks(JsonlTail(sinks_dir / "emails.jsonl"), JsonlTail(sinks_dir / "calls.jsonl"), db, api_key)
             ingest_url = f"http://127.0.0.1:{services['ingest'][1]}"
 
             log(f"burst: {args.events} events")

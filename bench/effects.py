@@ -66,6 +66,7 @@ class Sinks:
     emails: JsonlTail
     calls: JsonlTail
     db: Any
+    api_key: str = ""  # a source key of the bench tenant, for ingest
 
 
 async def scalar(db: Any, sql: str) -> Any:
@@ -106,7 +107,9 @@ async def run_phase(
 
     log(f"posting {len(events)} feedbacks with {args.concurrency} in flight, rate {rate or 'unlimited'}")
     cpu.start()
-    load_task = asyncio.create_task(post_all(ingest_url, events, args.concurrency, deadline, args.http_client, rate))
+    load_task = asyncio.create_task(
+        post_all(ingest_url, events, args.concurrency, deadline, args.http_client, rate, sinks.api_key)
+    )
     load: LoadResult | None = None
     last_change, last_state, last_print = time.monotonic(), None, 0.0
     stalled = timed_out = False

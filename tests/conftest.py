@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from npsloop.loop import Loop
+from npsloop_platform.access import Role
 from npsloop_platform.bus import Bus
+from npsloop_platform.testing.helpers import bearer
 from npsloop_platform.testing.servers import HttpSink, SmtpSink
 
 
@@ -31,7 +33,15 @@ async def loop(bus: Bus, database_url: str, smtp_server: SmtpSink, http_sink: Ht
 
 
 @pytest.fixture
-async def client(loop: Loop) -> AsyncIterator[httpx.AsyncClient]:
+async def admin_key(loop: Loop) -> str:
+    """An admin key of tenant acme: may post feedback and read everything of acme."""
+    key, _ = await loop.keys.create("acme", Role.ADMIN, None, actor="test")
+    return key
+
+
+@pytest.fixture
+async def client(loop: Loop, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
     app = loop.app(manage_bus=False, manage_components=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://npsloop") as c:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://npsloop", headers=bearer(admin_key)) as c:
         yield c

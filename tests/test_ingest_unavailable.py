@@ -7,17 +7,19 @@ import httpx
 from npsloop_ingest.config import IngestSettings
 from npsloop_ingest.main import create_app
 from npsloop_platform.bus.kafka import KafkaBus
-from npsloop_platform.testing.helpers import feedback_body
+from npsloop_platform.testing.helpers import bearer, feedback_body, make_key
 from npsloop_platform.testing.servers import free_port
 
 
-async def test_broker_down_answers_503_with_retry_after() -> None:
+async def test_broker_down_answers_503_with_retry_after(database_url: str) -> None:
+    key = await make_key(database_url, "source")
     bus = KafkaBus(f"127.0.0.1:{free_port()}", request_timeout_ms=2000)  # nothing listens there
-    settings = IngestSettings(publish_timeout_s=1.0, retry_after_s=7, log_json=False)
+    settings = IngestSettings(publish_timeout_s=1.0, retry_after_s=7, log_json=False, database_url=database_url)
     app = create_app(settings, bus)
     await bus.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://i") as client:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://i", headers=bearer(key)) as client:
             response = await client.post(
                 "/v1/feedback", json=feedback_body(5, event_id="0f8fad5b-d9cb-469f-a165-70867728950e")
             )
@@ -33,15 +35,17 @@ async def test_broker_down_answers_503_with_retry_after() -> None:
     assert live.status_code == 200  # liveness never depends on the broker
 
 
-async def test_malformed_body_gets_422_naming_field_and_reason() -> None:
-    app = create_app(IngestSettings(bus="memory", log_json=False))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://i") as client:
+async def test_malformed_body_gets_422_naming_field_and_reason(database_url: str) -> None:
+    key = await make_key(database_url, "source")
+    app = create_app(IngestSettings(bus="memory", log_json=False, database_url=database_url))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://i", headers=bearer(key)) as client:
         cases = {
             "score": feedback_body(11),
             "occurred_at": feedback_body(5, occurred_at="2026-11-01T10:00:00"),
             "channel": feedback_body(5, channel="carrier-pigeon"),
             "comentt": feedback_body(5, comentt="typo'd field"),
-            "tenant_id": {"score": 5, "channel": "pos"},
+            "tenant_id": feedback_body(5, tenant_id="not a tenant!"),
         }
         for field, body in cases.items():
             response = await client.post("/v1/feedback", json=body)

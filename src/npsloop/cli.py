@@ -28,6 +28,17 @@ def run(args: argparse.Namespace) -> int:
         pg = EmbeddedPostgres(data / "pg")
         url = pg.start()
     try:
+        import asyncio
+
+        from .keys_cli import DEV_KEYS_FILE, ensure_dev_keys
+
+        printed = asyncio.run(ensure_dev_keys(url, data))
+        if printed:
+            print(
+                f"\nFirst run: development keys for tenant acme (shown once, also in {data / DEV_KEYS_FILE}, mode 0600):\n"
+                f"{printed}\n",
+                flush=True,
+            )
         loop = Loop(
             MemoryBus(),
             url,
@@ -40,9 +51,11 @@ def run(args: argparse.Namespace) -> int:
             f"""
 npsloop is running (in-memory bus, {"embedded Postgres in " + str(data / "pg") if pg else "DATABASE_URL"}).
 
-  post feedback   curl -s -X POST {base}/v1/feedback -H 'Content-Type: application/json' \\
-                    -d '{{"tenant_id":"acme","store_id":"berlin-1","channel":"pos","score":3,"comment":"Long wait at the till","customer_id":"c-42"}}'
-  dashboard       {base}/
+  post feedback   . {data / DEV_KEYS_FILE}
+                  curl -s -X POST {base}/v1/feedback -H "Authorization: Bearer $NPSLOOP_SOURCE_KEY" \\
+                    -H 'Content-Type: application/json' \\
+                    -d '{{"store_id":"berlin-1","channel":"pos","score":3,"comment":"Long wait at the till","customer_id":"c-42"}}'
+  dashboard       {base}/  (sign in with NPSLOOP_MANAGER_KEY)
   API docs        {base}/docs
   emails          {data / "mail"}/new/
   call tasks      {data / "call-tasks"}/
@@ -68,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--data-dir", default=os.environ.get("NPSLOOP_DATA_DIR", ".npsloop"))
     p_run.add_argument("--json-logs", action="store_true", help="JSON logs (default: readable text)")
     p_run.set_defaults(func=run)
+    from .keys_cli import add_keys_parser
+
+    add_keys_parser(sub)
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)

@@ -5,6 +5,7 @@ Each service contributes the same parts (`build(settings, bus)`) it runs with on
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,6 +18,7 @@ from npsloop_ingest.config import IngestSettings
 from npsloop_ingest.main import build as build_ingest
 from npsloop_notifier.config import NotifierSettings
 from npsloop_notifier.main import build as build_notifier
+from npsloop_platform.access import KeyStore
 from npsloop_platform.app import AppState, Component, create_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.consumer import EventConsumer
@@ -32,16 +34,20 @@ class Loop:
         self.bus = bus
         self.ingest_settings = IngestSettings(**common)
         self.notifier_settings = NotifierSettings(**common)
-        ingest = build_ingest(self.ingest_settings, bus)
         classifier = build_classifier(ClassifierSettings(**common), bus)
         actions = build_actions(ActionsSettings(**common), bus)
         notifier = build_notifier(self.notifier_settings, bus)
+        ingest = build_ingest(self.ingest_settings, bus, keys=actions.keys)  # one key store for all
         parts = [ingest, classifier, actions, notifier]
         self.components: list[Component] = [c for p in parts for c in p.components]
-        assert actions.db is not None
+        assert actions.db is not None and actions.keys is not None
         self.actions_db: Database = actions.db
+        self.keys: KeyStore = actions.keys
+        # Signs dashboard sessions; a new one per start, so a restart signs everybody out.
+        self.session_secret = secrets.token_bytes(32)
         self.consumers: dict[str, EventConsumer] = {c.group_id: c for p in parts for c in p.consumers}
         self.routers = [*ingest.routers, *actions.routers, dashboard_router]
+        self.parts = parts
 
     async def start(self) -> None:
         for component in self.components:
@@ -56,5 +62,12 @@ class Loop:
         components: list[Component] = [*([self.bus] if manage_bus else [])]
         if manage_components:
             components += self.components
-        state = AppState(bus=self.bus, settings=self.ingest_settings, db=self.actions_db, embedded=self)
+        state = AppState(
+            bus=self.bus,
+            settings=self.ingest_settings,
+            db=self.actions_db,
+            keys=self.keys,
+            session_secret=self.session_secret,
+            embedded=self,
+        )
         return create_app("npsloop (embedded)", components, self.routers, state)

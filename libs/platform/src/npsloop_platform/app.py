@@ -41,6 +41,7 @@ class ServiceParts:
     routers: list[APIRouter] = field(default_factory=list)
     db: Database | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
+    keys: Any = None  # an access.KeyStore, when the service serves authenticated routes
 
 
 @dataclass
@@ -50,6 +51,8 @@ class AppState:
     bus: Bus
     settings: PlatformSettings
     db: Database | None = None
+    keys: Any = None  # the access.KeyStore, where the app authenticates callers
+    session_secret: bytes = b""  # signs the dashboard's session cookie
     components: list[Component] = field(default_factory=list)
     embedded: Any = None  # the one-process Loop, for the embedded dashboard
 
@@ -95,6 +98,36 @@ def settings_dependency(cls: type[S]) -> Callable[[Request], Awaitable[S]]:
     return dependency
 
 
+def add_http_hygiene(app: FastAPI, cors_origins: Sequence[str]) -> None:
+    """Security headers on every response; CORS only for the origins configured (none by default)."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+                "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
+                "https://fastapi.tiangolo.com; frame-ancestors 'none'",
+            )
+        if request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https":
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+
 def create_app(
     title: str,
     components: Sequence[Component],
@@ -119,6 +152,7 @@ def create_app(
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
     state.components = list(components)
     app.state.npsloop = state
+    add_http_hygiene(app, getattr(state.settings, "cors_origins", []))
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process is up (never checks the broker).")
     async def healthz() -> dict[str, str]:
@@ -161,6 +195,6 @@ def create_service_app(
         f"npsloop {name}",
         [bus, *parts.components],
         parts.routers,
-        AppState(bus=bus, settings=settings, db=parts.db),
+        AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys),
         **fastapi_kwargs,
     )

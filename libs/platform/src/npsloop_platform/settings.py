@@ -58,6 +58,15 @@ class PlatformSettings(BaseSettings):
     consumer_stuck_after_s: float = Field(
         default=120.0, gt=0, description="/readyz answers 503 once a consumer is stuck on one batch this long."
     )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (CORS); none by default."
+    )
+    access_cache_ttl_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=10,
+        description="How long a replica trusts its copy of a key: revocation takes at most this.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     log_json: bool = True
 

@@ -8,6 +8,10 @@ from typing import cast
 from fastapi import FastAPI
 from sqlalchemy import Table
 
+from npsloop_platform.access import MIGRATIONS as ACCESS_MIGRATIONS
+from npsloop_platform.access import SCHEMA as ACCESS_SCHEMA
+from npsloop_platform.access import KeyStore
+from npsloop_platform.access.api import router as admin_router
 from npsloop_platform.app import ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
@@ -31,11 +35,20 @@ def build(settings: ActionsSettings, bus: Bus, db: Database | None = None) -> Se
         poll_s=settings.outbox_poll_s,
     )
     consumer = build_consumer(settings, bus, db, relay)
+    keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
     return ServiceParts(
-        components=[db, Migrations(settings.dsn, MIGRATIONS, SCHEMA), relay, consumer],
-        routers=[cases_router],
+        components=[
+            db,
+            Migrations(settings.dsn, ACCESS_MIGRATIONS, ACCESS_SCHEMA),
+            Migrations(settings.dsn, MIGRATIONS, SCHEMA),
+            keys,
+            relay,
+            consumer,
+        ],
+        routers=[cases_router, admin_router],
         db=db,
         consumers=[consumer],
+        keys=keys,
     )
 
 

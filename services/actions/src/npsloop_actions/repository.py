@@ -114,12 +114,14 @@ class SqlActionsRepository:
         self._feedback, self._cases, self._timeline, self._outbox = [], [], [], []
 
 
-async def list_cases(session: AsyncSession, tenant_id: str, limit: int = 100) -> list[dict[str, Any]]:
-    rows = (
-        await session.execute(
-            select(CaseRow).where(CaseRow.tenant_id == tenant_id).order_by(CaseRow.opened_at.desc()).limit(limit)
-        )
-    ).scalars()
+async def list_cases(
+    session: AsyncSession, tenant_id: str, stores: frozenset[str] | None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The newest cases of a tenant, limited to `stores` (None: all) in the query itself."""
+    stmt = select(CaseRow).where(CaseRow.tenant_id == tenant_id)
+    if stores is not None:
+        stmt = stmt.where(CaseRow.store_id.in_(sorted(stores)))
+    rows = (await session.execute(stmt.order_by(CaseRow.opened_at.desc()).limit(limit))).scalars()
     return [
         {
             "case_id": str(r.case_id),
@@ -135,9 +137,13 @@ async def list_cases(session: AsyncSession, tenant_id: str, limit: int = 100) ->
     ]
 
 
-async def band_counts(session: AsyncSession, tenant_id: str, store_id: str | None) -> dict[str, int]:
+async def band_counts(
+    session: AsyncSession, tenant_id: str, store_id: str | None, stores: frozenset[str] | None = None
+) -> dict[str, int]:
     stmt = select(FeedbackRow.band, func.count()).where(FeedbackRow.tenant_id == tenant_id)
     if store_id is not None:
         stmt = stmt.where(FeedbackRow.store_id == store_id)
+    if stores is not None:
+        stmt = stmt.where(FeedbackRow.store_id.in_(sorted(stores)))
     rows = (await session.execute(stmt.group_by(FeedbackRow.band))).all()
     return {band: int(n) for band, n in rows}

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from npsloop_platform.settings import PlatformSettings
+from npsloop_platform.settings import DatabaseSettings
 
 
-class IngestSettings(PlatformSettings):
+class IngestSettings(DatabaseSettings):
+    """Ingest reads API keys from PostgreSQL (the `access` schema), so it needs DATABASE_URL too."""
+
     source_name: str = Field(default="npsloop-ingest", description="The envelope's `source`.")
     publish_timeout_s: float = Field(
         default=5.0, gt=0, description="How long ingest waits for a Kafka ack before answering 503."

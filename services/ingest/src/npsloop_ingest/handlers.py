@@ -14,7 +14,13 @@ class FeedbackIn(FeedbackReceivedPayloadV1):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tenant_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    tenant_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Optional: the API key's tenant is used. If given, it must be the key's tenant.",
+    )
     event_id: uuid.UUID | None = Field(
         default=None,
         description="Your idempotency key. Send the same id when you retry; omitted: generated.",
@@ -24,7 +30,7 @@ class FeedbackIn(FeedbackReceivedPayloadV1):
     )
 
 
-def to_event(body: FeedbackIn, source: str) -> FeedbackReceivedV1:
+def to_event(body: FeedbackIn, source: str, tenant_id: str) -> FeedbackReceivedV1:
     """The feedback.received.v1 event for a posted answer; its event_id is the caller's, if given."""
     event_id = body.event_id or uuid.uuid4()
     payload = FeedbackReceivedPayloadV1.model_validate(
@@ -33,11 +39,22 @@ def to_event(body: FeedbackIn, source: str) -> FeedbackReceivedV1:
     return FeedbackReceivedV1(
         event_id=event_id,
         occurred_at=body.occurred_at or utcnow(),
-        tenant_id=body.tenant_id,
+        tenant_id=tenant_id,
         source=source,
         correlation_id=event_id,
         payload=payload,
     )
+
+
+class OutOfScope(Exception):
+    """The key may not post this answer (another tenant, or a store outside its stores)."""
+
+
+def check_scope(body: FeedbackIn, tenant_id: str, stores: frozenset[str] | None) -> None:
+    if body.tenant_id is not None and body.tenant_id != tenant_id:
+        raise OutOfScope(f"This key belongs to another tenant than {body.tenant_id!r}; omit tenant_id or use its own.")
+    if stores is not None and body.store_id not in stores:
+        raise OutOfScope(f"This key may post for the stores {sorted(stores)} only, not for store_id {body.store_id!r}.")
 
 
 def key_of(event: FeedbackReceivedV1) -> str:

@@ -39,6 +39,26 @@ async def committed_total(bus: Bus, group_id: str, topic: str) -> int:
     return sum(offset for tp, offset in offsets.items() if tp.topic == topic and offset > 0)
 
 
+async def make_key(
+    database_url: str, role: str = "admin", tenant: str = "acme", stores: list[str] | None = None
+) -> str:
+    """An API key in the database at `database_url` (migrating the access schema first)."""
+    from ..access import MIGRATIONS, SCHEMA, KeyStore, Role
+    from ..db import Database, migrate
+
+    await migrate(database_url, MIGRATIONS, SCHEMA)
+    db = Database(database_url, pool_size=1)
+    try:
+        key, _ = await KeyStore(db).create(tenant, Role(role), stores, actor="test")
+    finally:
+        await db.stop()
+    return key
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 def feedback_body(score: int, **extra: Any) -> dict[str, Any]:
     return {"tenant_id": "acme", "store_id": "berlin-1", "channel": "pos", "score": score, **extra}
 

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from npsloop_platform.access.http import SourceDep
 from npsloop_platform.app import BusDep, settings_dependency
 from npsloop_schemas import Topics, serialize_event
 
 from ..config import IngestSettings
-from ..handlers import FeedbackIn, key_of, to_event
+from ..handlers import FeedbackIn, OutOfScope, check_scope, key_of, to_event
 from ..publishing import PublishFailed, publish_with_deadline
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,21 @@ class Accepted(BaseModel):
     status_code=202,
     response_model=Accepted,
     responses={
+        401: {"description": "No API key, a malformed header, or a wrong or revoked key."},
+        403: {"description": "The key may not post this: wrong role, another tenant, or a store outside its scope."},
         422: {"description": "The body is invalid: `detail` names each field and the reason."},
         503: {"description": "The broker did not acknowledge in time; nothing was accepted. Retry."},
     },
     summary="Submit one NPS answer. 202 means Kafka has durably written it.",
 )
-async def post_feedback(body: FeedbackIn, bus: BusDep, settings: SettingsDep) -> Accepted | JSONResponse:
-    event = to_event(body, settings.source_name)
+async def post_feedback(
+    body: FeedbackIn, bus: BusDep, settings: SettingsDep, principal: SourceDep
+) -> Accepted | JSONResponse:
+    try:
+        check_scope(body, principal.tenant_id, principal.stores)
+    except OutOfScope as exc:
+        return JSONResponse(status_code=403, content={"detail": str(exc)})
+    event = to_event(body, settings.source_name, principal.tenant_id)
     try:
         await publish_with_deadline(
             bus, Topics.FEEDBACK_RECEIVED, serialize_event(event), key_of(event), settings.publish_timeout_s
