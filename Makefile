@@ -8,7 +8,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
 
-.PHONY: help install run test test-fast lint schemas bench kafka-start kafka-stop kafka-status clean
+.PHONY: help install browser run test test-fast lint schemas bench kafka-start kafka-stop kafka-status clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,7 +24,12 @@ install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## Create
 run: install ## Run the whole loop in one process: in-memory bus, embedded Postgres, mail to .npsloop/mail
 	$(UV) run --frozen npsloop run
 
-test: install lint ## Install what is missing, lint, start real Kafka and Postgres, run every test
+browser: ## Install Debian's chromium for the browser tests (Playwright cannot download its own here)
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (apt)"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; }
+
+test: install lint browser ## Install what is missing, lint, start real Kafka and Postgres, run every test
 	bash deploy/local/kafka.sh resolve
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
