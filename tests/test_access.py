@@ -217,3 +217,22 @@ async def test_security_headers_and_no_cors_by_default(http: httpx.AsyncClient) 
     assert "access-control-allow-origin" not in r.headers
     https = await http.get("/healthz", headers={"X-Forwarded-Proto": "https"})
     assert https.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+async def test_a_key_over_its_rate_limit_gets_429_and_nothing_is_published(database_url: str) -> None:
+    bus = MemoryBus()
+    await bus.start()
+    loop = Loop(bus, database_url, log_json=False, rate_limit_per_s=0.01, rate_limit_burst=2)
+    await loop.start()
+    try:
+        app = loop.app(manage_bus=False, manage_components=False)
+        source = await key(loop, "acme", Role.SOURCE)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as http:
+            answers = [await http.post("/v1/feedback", json=feedback(5), headers=bearer(source)) for _ in range(3)]
+        assert [a.status_code for a in answers] == [202, 202, 429]
+        assert answers[0].headers["RateLimit-Limit"] == "2" and answers[1].headers["RateLimit-Remaining"] == "0"
+        assert int(answers[2].headers["Retry-After"]) >= 1 and "RateLimit-Reset" in answers[2].headers
+        assert len(bus.messages("feedback.received.v1")) == 2
+    finally:
+        await loop.stop()
+        await bus.stop()

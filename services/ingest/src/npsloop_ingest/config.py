@@ -13,3 +13,7 @@ class IngestSettings(DatabaseSettings):
         default=5.0, gt=0, description="How long ingest waits for a Kafka ack before answering 503."
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with a 503.")
+    rate_limit_per_s: float = Field(
+        default=200.0, gt=0, description="Posts per second one API key may sustain, per ingest replica."
+    )
+    rate_limit_burst: int = Field(default=400, ge=1, description="Posts one API key may send at once, per replica.")

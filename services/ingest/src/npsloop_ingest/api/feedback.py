@@ -6,7 +6,7 @@ import logging
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -17,12 +17,22 @@ from npsloop_schemas import Topics, serialize_event
 from ..config import IngestSettings
 from ..handlers import FeedbackIn, OutOfScope, check_scope, key_of, to_event
 from ..publishing import PublishFailed, publish_with_deadline
+from ..ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["feedback"])
 SettingsDep = Annotated[IngestSettings, Depends(settings_dependency(IngestSettings))]
 
 __all__ = ["FeedbackIn", "router"]
+
+
+def limiter_of(request: Request, settings: IngestSettings) -> RateLimiter:
+    """One limiter per app (per replica), made on first use."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        request.app.state.rate_limiter = limiter
+    return limiter
 
 
 class Accepted(BaseModel):
@@ -40,13 +50,22 @@ class Accepted(BaseModel):
         401: {"description": "No API key, a malformed header, or a wrong or revoked key."},
         403: {"description": "The key may not post this: wrong role, another tenant, or a store outside its scope."},
         422: {"description": "The body is invalid: `detail` names each field and the reason."},
+        429: {"description": "This key posted too much: wait `Retry-After` seconds. See `RateLimit-*` headers."},
         503: {"description": "The broker did not acknowledge in time; nothing was accepted. Retry."},
     },
     summary="Submit one NPS answer. 202 means Kafka has durably written it.",
 )
 async def post_feedback(
-    body: FeedbackIn, bus: BusDep, settings: SettingsDep, principal: SourceDep
+    body: FeedbackIn, bus: BusDep, settings: SettingsDep, principal: SourceDep, request: Request, response: Response
 ) -> Accepted | JSONResponse:
+    verdict = limiter_of(request, settings).check(principal.prefix)
+    response.headers.update(verdict.headers())
+    if not verdict.allowed:
+        return JSONResponse(
+            status_code=429,
+            headers=verdict.headers(),
+            content={"detail": f"Rate limit of this key exceeded; retry after {verdict.retry_after_s} s."},
+        )
     try:
         check_scope(body, principal.tenant_id, principal.stores)
     except OutOfScope as exc:
