@@ -98,26 +98,49 @@ def settings_dependency(cls: type[S]) -> Callable[[Request], Awaitable[S]]:
     return dependency
 
 
+_CSP = (
+    b"default-src 'self'; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
+    b"https://fastapi.tiangolo.com; frame-ancestors 'none'"
+)
+
+
+class SecurityHeaders:
+    """Adds security headers to every response: nosniff and no referrer everywhere; on pages a
+    Content-Security-Policy with frame-ancestors and X-Frame-Options; HSTS when served over HTTPS."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = scope.get("scheme") == "https" or (b"x-forwarded-proto", b"https") in scope.get("headers", [])
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if content_type.startswith(b"text/html"):
+                    extra += [(b"content-security-policy", _CSP), (b"x-frame-options", b"DENY")]
+                if https:
+                    extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+                message = {**message, "headers": headers + [(k, v) for k, v in extra if k not in names]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def add_http_hygiene(app: FastAPI, cors_origins: Sequence[str]) -> None:
     """Security headers on every response; CORS only for the origins configured (none by default)."""
     from starlette.middleware.cors import CORSMiddleware
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            response.headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-                "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-                "https://fastapi.tiangolo.com; frame-ancestors 'none'",
-            )
-        if request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https":
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        return response
+    # A plain ASGI middleware: Starlette's @app.middleware("http") (BaseHTTPMiddleware) doubled
+    # ingest's CPU per request in the benchmark.
+    app.add_middleware(SecurityHeaders)
 
     if cors_origins:
         app.add_middleware(
