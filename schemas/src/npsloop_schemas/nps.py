@@ -7,11 +7,24 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+
+
+def _integral(value: object) -> object:
+    """JSON Schema's `integer` admits 10.0, so every consumer must too; "7", 7.5, true, NaN never."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("the score must be a number, an integer from 0 to 10")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("the score must be an integer from 0 to 10, without a fraction")
+        return int(value)
+    return value
+
 
 Score = Annotated[
     int,
-    Field(strict=True, ge=0, le=10, description="Likelihood to recommend: an integer from 0 to 10."),
+    Field(ge=0, le=10, description="Likelihood to recommend: an integer from 0 to 10."),
+    BeforeValidator(_integral),
 ]
 
 #: Below this many responses an NPS is flagged as too small to trust.

@@ -16,6 +16,7 @@ from .bus import Bus
 from .component import Component
 from .consumer import EventConsumer
 from .db import Database
+from .http_edge import BodyLimit, install_error_handlers
 from .settings import PlatformSettings
 
 __all__ = [
@@ -176,6 +177,8 @@ def create_app(
     state.components = list(components)
     app.state.npsloop = state
     add_http_hygiene(app, getattr(state.settings, "cors_origins", []))
+    app.add_middleware(BodyLimit, max_body_bytes=getattr(state.settings, "max_body_bytes", 1 << 20))
+    install_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process is up (never checks the broker).")
     async def healthz() -> dict[str, str]:

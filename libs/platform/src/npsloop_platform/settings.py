@@ -58,6 +58,9 @@ class PlatformSettings(BaseSettings):
     consumer_stuck_after_s: float = Field(
         default=120.0, gt=0, description="/readyz answers 503 once a consumer is stuck on one batch this long."
     )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Requests with a larger body get 413, before anything parses them."
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (CORS); none by default."
     )

@@ -21,6 +21,11 @@ from .models import CaseRow, CaseTimelineRow, FeedbackRow, InboxRow, OutboxRow
 from .ports import CaseChange
 
 
+def pg_text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: another producer's NUL becomes U+FFFD instead of a poison batch."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
 class SqlActionsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -46,15 +51,15 @@ class SqlActionsRepository:
             {
                 "feedback_event_id": p.feedback_event_id,
                 "tenant_id": event.tenant_id,
-                "customer_key": customer_key,
+                "customer_key": pg_text(customer_key),
                 "score": fb.score,
                 "band": str(p.band),
                 "sentiment_label": str(p.sentiment.label) if p.sentiment else None,
                 "sentiment_compound": p.sentiment.compound if p.sentiment else None,
                 "themes": list(p.themes),
                 "flags": list(p.flags),
-                "comment": fb.comment,
-                "store_id": fb.store_id,
+                "comment": pg_text(fb.comment),
+                "store_id": pg_text(fb.store_id),
                 "channel": str(fb.channel),
                 "occurred_at": event.occurred_at,
             }
@@ -66,11 +71,11 @@ class SqlActionsRepository:
                 "case_id": case_id,
                 "tenant_id": event.tenant_id,
                 "feedback_event_id": event.payload.feedback_event_id,
-                "customer_key": customer_key,
                 "segment": str(event.payload.band),
                 "status": str(CaseStatus.OPEN),
                 "reason": reason,
-                "store_id": event.payload.feedback.store_id,
+                "store_id": pg_text(event.payload.feedback.store_id),
+                "customer_key": pg_text(customer_key),
             }
         )
         self._timeline.append({"case_id": case_id, "entry": "opened", "detail": {"reason": reason}})

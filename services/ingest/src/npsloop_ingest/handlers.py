@@ -2,11 +2,66 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from npsloop_schemas import FeedbackReceivedPayloadV1, FeedbackReceivedV1, customer_key, utcnow
+from npsloop_schemas import Contact, FeedbackReceivedPayloadV1, FeedbackReceivedV1, customer_key, utcnow
+from npsloop_schemas.events import Email, Phone
+
+#: What a text may not hold: NUL and other control characters (tabs and newlines are fine) and
+#: lone surrogates, which no UTF-8 encoder (Kafka, PostgreSQL) can carry.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+#: occurred_at may not be before this, nor more than a day ahead of now.
+OCCURRED_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+OCCURRED_AHEAD = timedelta(days=1)
+
+
+def clean_text(value: str) -> str:
+    """NFC-normalised, and refused when it holds a NUL, a control character or a lone surrogate."""
+    bad = _FORBIDDEN.search(value)
+    if bad:
+        raise ValueError(
+            f"contains the character U+{ord(bad.group()):04X} at position {bad.start()}, which is not allowed"
+        )
+    return unicodedata.normalize("NFC", value)
+
+
+def _iso_text_only(value: object) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be an ISO 8601 date-time with a timezone, e.g. 2026-11-23T10:15:00+01:00, not a number")
+    return value
+
+
+def _within_bounds(value: datetime) -> datetime:
+    if value < OCCURRED_FLOOR:
+        raise ValueError(f"is before {OCCURRED_FLOOR.date()}, the earliest accepted")
+    if value > utcnow() + OCCURRED_AHEAD:
+        raise ValueError("is more than a day in the future")
+    return value
+
+
+CleanText = AfterValidator(clean_text)
+Comment = Annotated[str, StringConstraints(max_length=5000), CleanText]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128), CleanText]
+Name = Annotated[str, StringConstraints(max_length=200), CleanText]
+EmailIn = Annotated[Email, CleanText]
+PhoneIn = Annotated[Phone, CleanText]
+Locale = Annotated[str, StringConstraints(max_length=35), CleanText]
+
+
+class ContactIn(Contact):
+    """Contact details as posted: unknown keys are refused here too, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name | None = None
+    email: EmailIn | None = None
+    phone: PhoneIn | None = None
 
 
 class FeedbackIn(FeedbackReceivedPayloadV1):
@@ -25,9 +80,18 @@ class FeedbackIn(FeedbackReceivedPayloadV1):
         default=None,
         description="Your idempotency key. Send the same id when you retry; omitted: generated.",
     )
-    occurred_at: AwareDatetime | None = Field(
-        default=None, description="When the customer answered (with timezone); omitted: now."
+    occurred_at: Annotated[AwareDatetime, BeforeValidator(_iso_text_only), AfterValidator(_within_bounds)] | None = (
+        Field(
+            default=None,
+            description="When the customer answered (ISO 8601 with timezone), from 2000-01-01 to a day ahead; "
+            "omitted: now.",
+        )
     )
+    comment: Comment | None = None
+    customer_id: Id | None = Field(default=None, description="The retailer's customer id, if known.")
+    store_id: Id | None = None
+    locale: Locale | None = None
+    contact: ContactIn | None = None
 
 
 def to_event(body: FeedbackIn, source: str, tenant_id: str) -> FeedbackReceivedV1:

@@ -18,7 +18,14 @@ from npsloop_schemas import nps_summary
 from ..repository import band_counts, list_cases
 
 router = APIRouter(prefix="/v1", tags=["cases"])
-TENANT = Query(None, min_length=1, max_length=64, description="Optional: your key's tenant.")
+TENANT = Query(
+    None,
+    min_length=1,
+    max_length=64,
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+    description="Optional: your key's tenant.",
+)
+STORE = Query(None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$", description="One store only.")
 
 
 @router.get("/cases", summary="The newest cases of your tenant (and stores).")
@@ -32,7 +39,7 @@ async def get_cases(
 
 @router.get("/nps", summary="NPS with its 95% margin of error; small samples are flagged.")
 async def get_nps(
-    db: DbDep, principal: ReaderDep, tenant_id: str | None = TENANT, store_id: str | None = None
+    db: DbDep, principal: ReaderDep, tenant_id: str | None = TENANT, store_id: str | None = STORE
 ) -> dict[str, Any]:
     tenant = same_tenant_or_404(principal, tenant_id)
     if store_id is not None and not principal.may_see_store(store_id):

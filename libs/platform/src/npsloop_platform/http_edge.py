@@ -1,0 +1,133 @@
+"""What every HTTP app does before a route sees a request, and how it answers bad input.
+
+- A body over `max_body_bytes` gets 413 before anything parses it (Content-Length, or counted as
+  it streams in). A `Content-Encoding` other than identity gets 415: bodies are plain JSON.
+- Validation errors answer 422 with `loc`, `msg` and `type` per error, and never echo a large
+  input: `input` is kept only when short (it may be 50 MB, or NaN, which JSON cannot even carry).
+- A body that is not JSON at all (malformed UTF-8, nesting too deep for the parser) gets the same
+  422 shape instead of FastAPI's bare 400.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+MAX_ECHO = 80
+
+
+class BodyLimit:
+    """413 for bodies over the limit, 415 for encoded bodies; checked before the body is parsed."""
+
+    def __init__(self, app: Any, max_body_bytes: int) -> None:
+        self.app, self.max = app, max_body_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if encoding not in (b"", b"identity"):
+            await _reject(
+                send, 415, f"Content-Encoding {encoding.decode(errors='replace')!r} is not accepted: send plain JSON."
+            )
+            return
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max:
+            await _reject(send, 413, f"The body is over the limit of {self.max} bytes.")
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max:
+                    raise _TooLarge(self.max)
+            return message
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _reject(send, 413, f"The body is over the limit of {self.max} bytes.")
+
+
+class _TooLarge(StarletteHTTPException):
+    """Raised while the body streams in; FastAPI lets an HTTPException from the body through."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The body is over the limit of {limit} bytes.")
+
+
+async def _reject(send: Any, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _safe_input(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, str):
+        short = value if len(value) <= MAX_ECHO else f"{value[:MAX_ECHO]}… ({len(value)} characters)"
+        return short.encode("utf-8", "backslashreplace").decode()  # a lone surrogate cannot be sent as is
+    return f"<{type(value).__name__}>"  # objects and lists are never echoed
+
+
+def clean_errors(errors: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        item: dict[str, Any] = {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+        if "input" in e:
+            item["input"] = _safe_input(e["input"])
+        if isinstance(e.get("ctx"), dict):
+            item["ctx"] = {
+                k: v if isinstance(v, int | float | str) and _safe_input(v) == v else str(v)[:MAX_ECHO]
+                for k, v in e["ctx"].items()
+            }
+        out.append(item)
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": clean_errors(exc.errors())})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            detail = [
+                {
+                    "loc": ["body"],
+                    "msg": "The body is not valid JSON in UTF-8 (or nests too deep).",
+                    "type": "json_invalid",
+                }
+            ]
+            return JSONResponse(status_code=422, content={"detail": detail})
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": exc.detail}, headers=getattr(exc, "headers", None)
+        )
