@@ -16,8 +16,7 @@ async def test_broker_down_answers_503_with_retry_after(database_url: str) -> No
     bus = KafkaBus(f"127.0.0.1:{free_port()}", request_timeout_ms=2000)  # nothing listens there
     settings = IngestSettings(publish_timeout_s=1.0, retry_after_s=7, log_json=False, database_url=database_url)
     app = create_app(settings, bus)
-    await bus.start()
-    try:
+    async with app.router.lifespan_context(app):  # starts the bus, migrates, as uvicorn would
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://i", headers=bearer(key)) as client:
             response = await client.post(
@@ -25,8 +24,6 @@ async def test_broker_down_answers_503_with_retry_after(database_url: str) -> No
             )
             ready = await client.get("/readyz")
             live = await client.get("/healthz")
-    finally:
-        await bus.stop()
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "7"
     assert response.json()["event_id"] == "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -39,7 +36,10 @@ async def test_malformed_body_gets_422_naming_field_and_reason(database_url: str
     key = await make_key(database_url, "source")
     app = create_app(IngestSettings(bus="memory", log_json=False, database_url=database_url))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://i", headers=bearer(key)) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://i", headers=bearer(key)) as client,
+    ):
         cases = {
             "score": feedback_body(11),
             "occurred_at": feedback_body(5, occurred_at="2026-11-01T10:00:00"),

@@ -8,8 +8,9 @@ import httpx
 from sqlalchemy import text
 
 from npsloop.loop import Loop
-from npsloop_platform.testing.helpers import eventually, feedback_body
+from npsloop_platform.testing.helpers import eventually, feedback_body, read_topic
 from npsloop_platform.testing.servers import HttpSink, SmtpSink
+from npsloop_schemas import Topics
 
 
 async def scalar(loop: Loop, sql: str) -> object:
@@ -43,13 +44,19 @@ async def test_three_feedbacks_close_the_loop_exactly_once(
     await eventually(loop_closed, what="one email, one call task and a contacted case")
 
     # The producer retries the detractor with the same event_id: nothing may happen twice.
+    retry = await client.post("/v1/feedback", json=bodies[2])
+    assert retry.status_code == 200 and retry.json()["status"] == "duplicate"
+    # ...and a copy that reached the topic anyway (a producer that wrote to Kafka itself) changes nothing.
     handled_before = loop.consumers["actions"].stats.handled
-    assert (await client.post("/v1/feedback", json=bodies[2])).status_code == 202
+    published = await read_topic(loop.bus, Topics.FEEDBACK_RECEIVED, 3)
+    assert len(published) == 3  # the retry was not published again
+    copy = next(m for m in published if detractor_id.encode() in (m.value or b""))
+    await loop.bus.publish(Topics.FEEDBACK_RECEIVED, copy.value or b"", key=copy.key)
 
     async def duplicate_consumed() -> bool:
         return loop.consumers["actions"].stats.handled > handled_before
 
-    await eventually(duplicate_consumed, what="the duplicate to reach actions")
+    await eventually(duplicate_consumed, what="the copy to reach actions")
 
     assert await scalar(loop, "SELECT count(*) FROM actions.feedback") == 3
     assert await scalar(loop, "SELECT count(*) FROM actions.cases") == 1

@@ -37,7 +37,7 @@ class Loop:
         classifier = build_classifier(ClassifierSettings(**common), bus)
         actions = build_actions(ActionsSettings(**common), bus)
         notifier = build_notifier(self.notifier_settings, bus)
-        ingest = build_ingest(self.ingest_settings, bus, keys=actions.keys)  # one key store for all
+        ingest = build_ingest(self.ingest_settings, bus, keys=actions.keys, db=actions.db)  # one database
         parts = [ingest, classifier, actions, notifier]
         self.components: list[Component] = [c for p in parts for c in p.components]
         assert actions.db is not None and actions.keys is not None
@@ -68,6 +68,7 @@ class Loop:
             db=self.actions_db,
             keys=self.keys,
             session_secret=self.session_secret,
+            extras={k: v for p in self.parts for k, v in p.extras.items()},
             embedded=self,
         )
         return create_app("npsloop (embedded)", components, self.routers, state)

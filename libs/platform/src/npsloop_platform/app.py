@@ -43,6 +43,7 @@ class ServiceParts:
     db: Database | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     keys: Any = None  # an access.KeyStore, when the service serves authenticated routes
+    extras: dict[str, Any] = field(default_factory=dict)  # service-specific parts routes need, by name
 
 
 @dataclass
@@ -54,6 +55,7 @@ class AppState:
     db: Database | None = None
     keys: Any = None  # the access.KeyStore, where the app authenticates callers
     session_secret: bytes = b""  # signs the dashboard's session cookie
+    extras: dict[str, Any] = field(default_factory=dict)  # service-specific parts, by name
     components: list[Component] = field(default_factory=list)
     embedded: Any = None  # the one-process Loop, for the embedded dashboard
 
@@ -177,7 +179,11 @@ def create_app(
     state.components = list(components)
     app.state.npsloop = state
     add_http_hygiene(app, getattr(state.settings, "cors_origins", []))
-    app.add_middleware(BodyLimit, max_body_bytes=getattr(state.settings, "max_body_bytes", 1 << 20))
+    app.add_middleware(
+        BodyLimit,
+        max_body_bytes=getattr(state.settings, "max_body_bytes", 1 << 20),
+        max_batch_body_bytes=getattr(state.settings, "max_batch_body_bytes", 5 << 20),
+    )
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process is up (never checks the broker).")
@@ -221,6 +227,6 @@ def create_service_app(
         f"npsloop {name}",
         [bus, *parts.components],
         parts.routers,
-        AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys),
+        AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys, extras=parts.extras),
         **fastapi_kwargs,
     )

@@ -25,13 +25,15 @@ MAX_ECHO = 80
 class BodyLimit:
     """413 for bodies over the limit, 415 for encoded bodies; checked before the body is parsed."""
 
-    def __init__(self, app: Any, max_body_bytes: int) -> None:
-        self.app, self.max = app, max_body_bytes
+    def __init__(self, app: Any, max_body_bytes: int, max_batch_body_bytes: int | None = None) -> None:
+        self.app, self.single = app, max_body_bytes
+        self.batch = max_batch_body_bytes or max_body_bytes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
+        limit = self.batch if str(scope.get("path", "")).endswith(":batch") else self.single
         headers = dict(scope.get("headers", []))
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
         if encoding not in (b"", b"identity"):
@@ -40,8 +42,8 @@ class BodyLimit:
             )
             return
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max:
-            await _reject(send, 413, f"The body is over the limit of {self.max} bytes.")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _reject(send, 413, f"The body is over the limit of {limit} bytes.")
             return
         seen = 0
         started = False
@@ -51,8 +53,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max:
-                    raise _TooLarge(self.max)
+                if seen > limit:
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message: Any) -> None:
@@ -64,7 +66,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _reject(send, 413, f"The body is over the limit of {self.max} bytes.")
+                await _reject(send, 413, f"The body is over the limit of {limit} bytes.")
 
 
 class _TooLarge(StarletteHTTPException):

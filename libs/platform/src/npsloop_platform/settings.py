@@ -61,6 +61,9 @@ class PlatformSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="Requests with a larger body get 413, before anything parses them."
     )
+    max_batch_body_bytes: int = Field(
+        default=5 << 20, ge=1024, description="The same for batch endpoints (`...:batch`)."
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (CORS); none by default."
     )

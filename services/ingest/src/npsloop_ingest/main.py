@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 
 from npsloop_platform.access import MIGRATIONS as ACCESS_MIGRATIONS
 from npsloop_platform.access import SCHEMA as ACCESS_SCHEMA
 from npsloop_platform.access import KeyStore
-from npsloop_platform.app import ServiceParts, create_service_app
+from npsloop_platform.app import Component, ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
 
 from .api.feedback import router as feedback_router
 from .config import IngestSettings
+from .idempotency import IdempotencyStore
+from .models import SCHEMA
+
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: IngestSettings, bus: Bus, keys: KeyStore | None = None) -> ServiceParts:
-    """The parts of ingest, for the app below or for the one-process embedded runner (which
-    passes the key store it shares with the other services)."""
-    if keys is not None:
-        return ServiceParts(routers=[feedback_router], keys=keys)
-    db = Database(settings.dsn, pool_size=4)
-    keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
+def build(settings: IngestSettings, bus: Bus, keys: KeyStore | None = None, db: Database | None = None) -> ServiceParts:
+    """The parts of ingest, for the app below or for the one-process embedded runner (which passes
+    the key store and database it shares with the other services)."""
+    own_db = db is None
+    db = db or Database(settings.dsn, pool_size=8)
+    components: list[Component] = [db] if own_db else []
+    if keys is None:
+        keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
+        components += [Migrations(settings.dsn, ACCESS_MIGRATIONS, ACCESS_SCHEMA), keys]
+    idempotency = IdempotencyStore(db)
+    components += [Migrations(settings.dsn, MIGRATIONS, SCHEMA), idempotency]
     return ServiceParts(
-        components=[db, Migrations(settings.dsn, ACCESS_MIGRATIONS, ACCESS_SCHEMA), keys],
-        routers=[feedback_router],
-        keys=keys,
+        components=components, routers=[feedback_router], keys=keys, extras={"idempotency": idempotency}
     )
 
 

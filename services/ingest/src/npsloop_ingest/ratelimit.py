@@ -36,16 +36,17 @@ class RateLimiter:
         self.per_s, self.burst, self.clock = per_s, burst, clock
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
-    def check(self, key: str) -> Verdict:
+    def check(self, key: str, cost: int = 1) -> Verdict:
+        """Take `cost` requests' worth (a batch costs one per item) if the bucket holds them."""
         now = self.clock()
         tokens, at = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - at) * self.per_s)
-        allowed = tokens >= 1.0
+        allowed = tokens >= cost
         if allowed:
-            tokens -= 1.0
+            tokens -= cost
         if len(self._buckets) > 100_000:
             self._buckets.clear()
         self._buckets[key] = (tokens, now)
         reset = math.ceil((self.burst - tokens) / self.per_s)
-        retry = 0 if allowed else max(1, math.ceil((1.0 - tokens) / self.per_s))
+        retry = 0 if allowed else max(1, math.ceil((min(cost, self.burst) - tokens) / self.per_s))
         return Verdict(allowed, self.burst, int(tokens), reset, retry)

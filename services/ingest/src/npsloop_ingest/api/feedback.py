@@ -1,29 +1,52 @@
-"""POST /v1/feedback: validate, publish feedback.received.v1, answer 202 only after Kafka's ack."""
+"""POST /v1/feedback and POST /v1/feedback:batch: validate, claim the event id, publish
+feedback.received.v1, answer 2xx only after Kafka's ack."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from npsloop_platform.access.http import SourceDep
-from npsloop_platform.app import BusDep, settings_dependency
-from npsloop_schemas import Topics, serialize_event
+from npsloop_platform.access.keys import Principal
+from npsloop_platform.app import BusDep, settings_dependency, state_of
+from npsloop_platform.bus import Bus
+from npsloop_platform.http_edge import clean_errors
+from npsloop_schemas import FeedbackReceivedV1, Topics, serialize_event
 
 from ..config import IngestSettings
 from ..handlers import FeedbackIn, OutOfScope, check_scope, key_of, to_event
-from ..publishing import PublishFailed, publish_with_deadline
+from ..idempotency import Claim, IdempotencyStore, Item, body_hash, event_id_for
 from ..ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["feedback"])
 SettingsDep = Annotated[IngestSettings, Depends(settings_dependency(IngestSettings))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Instead of an event_id: the event id is derived from this key (and your tenant).",
+    ),
+]
+ITEM = TypeAdapter(FeedbackIn)
+MAX_BATCH = 1000
 
 __all__ = ["FeedbackIn", "router"]
+
+
+class Accepted(BaseModel):
+    status: str = Field(default="accepted", description="accepted, or duplicate for a repeat of the same body.")
+    event_id: uuid.UUID
+    correlation_id: uuid.UUID
+    topic: str
 
 
 def limiter_of(request: Request, settings: IngestSettings) -> RateLimiter:
@@ -35,11 +58,43 @@ def limiter_of(request: Request, settings: IngestSettings) -> RateLimiter:
     return limiter
 
 
-class Accepted(BaseModel):
-    status: str = "accepted"
-    event_id: uuid.UUID
-    correlation_id: uuid.UUID
-    topic: str
+def store_of(request: Request) -> IdempotencyStore:
+    store: IdempotencyStore = state_of(request).extras["idempotency"]
+    return store
+
+
+def prepare(body: FeedbackIn, principal: Principal, key: str | None, source: str) -> tuple[FeedbackReceivedV1, Item]:
+    """The event for a checked body, and its idempotency claim. The body's own event_id wins over
+    an Idempotency-Key; with neither, the id is new."""
+    check_scope(body, principal.tenant_id, principal.stores)
+    if body.event_id is None and key is not None:
+        body = body.model_copy(update={"event_id": event_id_for(principal.tenant_id, key)})
+    event = to_event(body, source, principal.tenant_id)
+    digest = body_hash(body.model_dump(mode="json", exclude={"event_id", "tenant_id"}))
+    return event, Item(principal.tenant_id, event.event_id, digest)
+
+
+async def publish_all(bus: Bus, events: list[FeedbackReceivedV1], timeout_s: float) -> BaseException | None:
+    """Send every event, await every ack once; the first failure, or None."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            futures = [await bus.send(Topics.FEEDBACK_RECEIVED, serialize_event(e), key=key_of(e)) for e in events]
+            results = await asyncio.gather(*futures, return_exceptions=True)
+    except Exception as exc:  # not connected, timed out
+        return exc
+    return next((r for r in results if isinstance(r, BaseException)), None)
+
+
+def unavailable(settings: IngestSettings, event_ids: list[str]) -> JSONResponse:
+    return JSONResponse(
+        status_code=503,
+        headers={"Retry-After": str(settings.retry_after_s)},
+        content={
+            "detail": "The event broker is unavailable; nothing was accepted. Retry with the same "
+            "event_id after Retry-After seconds.",
+            **({"event_id": event_ids[0]} if len(event_ids) == 1 else {"event_ids": event_ids}),
+        },
+    )
 
 
 @router.post(
@@ -47,8 +102,12 @@ class Accepted(BaseModel):
     status_code=202,
     response_model=Accepted,
     responses={
+        200: {"description": "A repeat of a body already accepted: `status` is `duplicate`; nothing was published."},
         401: {"description": "No API key, a malformed header, or a wrong or revoked key."},
         403: {"description": "The key may not post this: wrong role, another tenant, or a store outside its scope."},
+        409: {"description": "This event_id (or Idempotency-Key) was used before for a different body."},
+        413: {"description": "The body is over the limit (NPSLOOP_MAX_BODY_BYTES, 1 MiB)."},
+        415: {"description": "The body is encoded (Content-Encoding); send plain JSON."},
         422: {"description": "The body is invalid: `detail` names each field and the reason."},
         429: {"description": "This key posted too much: wait `Retry-After` seconds. See `RateLimit-*` headers."},
         503: {"description": "The broker did not acknowledge in time; nothing was accepted. Retry."},
@@ -56,38 +115,135 @@ class Accepted(BaseModel):
     summary="Submit one NPS answer. 202 means Kafka has durably written it.",
 )
 async def post_feedback(
-    body: FeedbackIn, bus: BusDep, settings: SettingsDep, principal: SourceDep, request: Request, response: Response
+    body: FeedbackIn,
+    bus: BusDep,
+    settings: SettingsDep,
+    principal: SourceDep,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> Accepted | JSONResponse:
     verdict = limiter_of(request, settings).check(principal.prefix)
     response.headers.update(verdict.headers())
     if not verdict.allowed:
-        return JSONResponse(
-            status_code=429,
-            headers=verdict.headers(),
-            content={"detail": f"Rate limit of this key exceeded; retry after {verdict.retry_after_s} s."},
-        )
+        content = {"detail": f"Rate limit of this key exceeded; retry after {verdict.retry_after_s} s."}
+        return JSONResponse(status_code=429, headers=verdict.headers(), content=content)
     try:
-        check_scope(body, principal.tenant_id, principal.stores)
+        event, item = prepare(body, principal, idempotency_key, settings.source_name)
     except OutOfScope as exc:
         return JSONResponse(status_code=403, content={"detail": str(exc)})
-    event = to_event(body, settings.source_name, principal.tenant_id)
-    try:
-        await publish_with_deadline(
-            bus, Topics.FEEDBACK_RECEIVED, serialize_event(event), key_of(event), settings.publish_timeout_s
-        )
-    except PublishFailed as exc:
-        log.warning(
-            "feedback not accepted: %s",
-            exc,
-            extra={"event_id": str(event.event_id), "correlation_id": str(event.correlation_id)},
-        )
+    store = store_of(request)
+    (claim,) = await store.claim([item])
+    accepted = Accepted(event_id=event.event_id, correlation_id=event.correlation_id, topic=Topics.FEEDBACK_RECEIVED)
+    if claim is Claim.CONFLICT:
         return JSONResponse(
-            status_code=503,
-            headers={"Retry-After": str(settings.retry_after_s)},
+            status_code=409,
             content={
-                "detail": "The event broker is unavailable; nothing was accepted. Retry with the same "
-                "event_id after Retry-After seconds.",
+                "detail": "This event_id was used before for a different body; nothing was published.",
                 "event_id": str(event.event_id),
             },
         )
-    return Accepted(event_id=event.event_id, correlation_id=event.correlation_id, topic=Topics.FEEDBACK_RECEIVED)
+    if claim is Claim.DUPLICATE:
+        response.status_code = 200
+        return accepted.model_copy(update={"status": "duplicate"})
+    failure = await publish_all(bus, [event], settings.publish_timeout_s)
+    if failure is not None:
+        await store.settle([], [item])
+        log.warning("feedback not accepted: %s", failure, extra={"event_id": str(event.event_id)})
+        return unavailable(settings, [str(event.event_id)])
+    await store.settle([item], [])
+    return accepted
+
+
+class BatchIn(BaseModel):
+    # Items are checked one by one (list[Any] here), so that a bad one never rejects the good ones.
+    items: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"Up to {MAX_BATCH} answers, each as for POST /v1/feedback.",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/FeedbackIn"}},
+    )
+
+
+class ItemResult(BaseModel):
+    index: int
+    status: str = Field(description="accepted, duplicate, or rejected")
+    event_id: uuid.UUID | None = None
+    errors: list[dict[str, Any]] | None = Field(default=None, description="For a rejected item: loc, msg, type.")
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[ItemResult]
+
+
+@router.post(
+    "/feedback:batch",
+    response_model=BatchResult,
+    responses={
+        401: {"description": "No API key, a malformed header, or a wrong or revoked key."},
+        403: {"description": "The key may not post feedback."},
+        413: {"description": "The body is over the limit (NPSLOOP_MAX_BATCH_BODY_BYTES, 5 MiB)."},
+        422: {"description": 'The body is not `{"items": [...]}` with 1 to 1,000 items.'},
+        429: {"description": "This key posted too much: wait `Retry-After` seconds."},
+        503: {"description": "The broker did not acknowledge every item; nothing of this batch counts. Retry it."},
+    },
+    summary="Submit up to 1,000 answers. One result per item, in order; 200 only after Kafka acknowledged "
+    "every accepted item.",
+)
+async def post_batch(
+    batch: BatchIn, bus: BusDep, settings: SettingsDep, principal: SourceDep, request: Request, response: Response
+) -> BatchResult | JSONResponse:
+    verdict = limiter_of(request, settings).check(principal.prefix, cost=len(batch.items))
+    response.headers.update(verdict.headers())
+    if not verdict.allowed:
+        content = {"detail": f"Rate limit of this key exceeded; retry after {verdict.retry_after_s} s."}
+        return JSONResponse(status_code=429, headers=verdict.headers(), content=content)
+    results: list[ItemResult] = []
+    prepared: list[tuple[int, FeedbackReceivedV1, Item]] = []
+    for index, raw in enumerate(batch.items):
+        try:
+            event, item = prepare(ITEM.validate_python(raw), principal, None, settings.source_name)
+        except ValidationError as exc:
+            errors = [{**e, "loc": ["items", index, *e["loc"]]} for e in clean_errors(exc.errors())]
+            results.append(ItemResult(index=index, status="rejected", errors=errors))
+            continue
+        except OutOfScope as exc:
+            results.append(
+                ItemResult(
+                    index=index,
+                    status="rejected",
+                    errors=[{"loc": ["items", index], "msg": str(exc), "type": "forbidden"}],
+                )
+            )
+            continue
+        results.append(ItemResult(index=index, status="accepted", event_id=event.event_id))
+        prepared.append((index, event, item))
+    store = store_of(request)
+    claims = await store.claim([item for _, _, item in prepared])
+    to_publish = []
+    for (index, event, item), claim in zip(prepared, claims, strict=True):
+        if claim is Claim.CONFLICT:
+            msg = "This event_id was used before for a different body."
+            results[index] = ItemResult(
+                index=index,
+                status="rejected",
+                event_id=event.event_id,
+                errors=[{"loc": ["items", index, "event_id"], "msg": msg, "type": "conflict"}],
+            )
+        elif claim is Claim.DUPLICATE:
+            results[index] = ItemResult(index=index, status="duplicate", event_id=event.event_id)
+        else:
+            to_publish.append((event, item))
+    failure = await publish_all(bus, [e for e, _ in to_publish], settings.publish_timeout_s)
+    if failure is not None:
+        await store.settle([], [i for _, i in to_publish])
+        log.warning("batch of %d not accepted: %s", len(to_publish), failure)
+        return unavailable(settings, [str(e.event_id) for e, _ in to_publish])
+    await store.settle([i for _, i in to_publish], [])
+    count = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")}
+    return BatchResult(
+        accepted=count["accepted"], duplicates=count["duplicate"], rejected=count["rejected"], results=results
+    )

@@ -1,0 +1,143 @@
+"""Idempotency of posts: one row per (tenant, event id) in ingest's own table.
+
+It lives in PostgreSQL, not in memory, so that it survives a restart of ingest and holds across
+replicas: the primary key decides which of two racing requests publishes. A row is claimed
+('pending') before the publish and marked 'published' after Kafka's ack. A repeat of the same
+body then answers "duplicate" and publishes nothing; the same id with another body gets 409. A
+claim whose publish failed is released, so the retry publishes; a claim left 'pending' by a crash
+is published again by the next retry (downstream dedupes on event_id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import text
+
+from npsloop_platform.db import Database
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5d0b7f3e-1c5a-4e8b-9b61-3f0e2a4c7d19")
+
+
+def event_id_for(tenant_id: str, idempotency_key: str) -> uuid.UUID:
+    """The event id an `Idempotency-Key` stands for: the same key of the same tenant, the same id."""
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{tenant_id}:{idempotency_key}")
+
+
+def body_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+class Claim(StrEnum):
+    NEW = "new"  # claimed now: publish it
+    RETRY = "retry"  # claimed before, never acknowledged: publish it again
+    DUPLICATE = "duplicate"  # published before with the same body
+    CONFLICT = "conflict"  # the id was used for another body
+
+
+@dataclass(frozen=True)
+class Item:
+    tenant_id: str
+    event_id: uuid.UUID
+    body_hash: str
+
+
+_CLAIM = text(
+    """
+    WITH input AS (
+        SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:ids AS uuid[]), CAST(:hashes AS text[]))
+            AS t(tenant_id, event_id, body_hash)
+    ), inserted AS (
+        INSERT INTO ingest.accepted (tenant_id, event_id, body_hash, status)
+        SELECT tenant_id, event_id, body_hash, 'pending' FROM input
+        ON CONFLICT DO NOTHING
+        RETURNING tenant_id, event_id
+    )
+    SELECT a.tenant_id, a.event_id::text, a.body_hash, a.status FROM ingest.accepted AS a
+    JOIN input USING (tenant_id, event_id)
+    """
+)
+
+
+class IdempotencyStore:
+    name = "idempotency"
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def ready(self) -> bool:
+        return True
+
+    async def claim(self, items: Sequence[Item]) -> list[Claim]:
+        """One round trip for any number of items. An id repeated within `items` is a duplicate with
+        the same body and a conflict with another."""
+        if not items:
+            return []
+        params = {
+            "tenants": [i.tenant_id for i in items],
+            "ids": [i.event_id for i in items],
+            "hashes": [i.body_hash for i in items],
+        }
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_CLAIM, params)).all()
+        # The statement's snapshot predates its insert: the rows it returns existed before.
+        before = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+        out: list[Claim] = []
+        first_hash: dict[tuple[str, str], str] = {}
+        for item in items:
+            key = (item.tenant_id, str(item.event_id))
+            prior = before.get(key)
+            if key in first_hash:  # the same id again within these items
+                reference = prior[0] if prior is not None else first_hash[key]
+                out.append(Claim.DUPLICATE if item.body_hash == reference else Claim.CONFLICT)
+                continue
+            first_hash[key] = item.body_hash
+            if prior is None:
+                out.append(Claim.NEW)
+            elif prior[0] != item.body_hash:
+                out.append(Claim.CONFLICT)
+            else:
+                out.append(Claim.DUPLICATE if prior[1] == "published" else Claim.RETRY)
+        return out
+
+    async def settle(self, published: Sequence[Item], released: Sequence[Item]) -> None:
+        """Mark what Kafka acknowledged; release the claims whose publish failed (one round trip)."""
+        if not published and not released:
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(
+                text(
+                    "WITH p AS (UPDATE ingest.accepted SET status = 'published' "
+                    "WHERE (tenant_id, event_id) IN (SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
+                    " RETURNING 1) "
+                    "DELETE FROM ingest.accepted WHERE status = 'pending' AND (tenant_id, event_id) IN "
+                    "(SELECT * FROM unnest(CAST(:rt AS text[]), CAST(:ri AS uuid[])))"
+                ),
+                {
+                    "pt": [i.tenant_id for i in published],
+                    "pi": [i.event_id for i in published],
+                    "rt": [i.tenant_id for i in released],
+                    "ri": [i.event_id for i in released],
+                },
+            )
+
+    async def purge(self, older_than_s: float) -> int:
+        """Forget what was accepted longer ago than the retention window."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                text("DELETE FROM ingest.accepted WHERE accepted_at < now() - make_interval(secs => :s)"),
+                {"s": older_than_s},
+            )
+        return int(result.rowcount or 0)

@@ -1,0 +1,138 @@
+"""Idempotency and batches at ingest, on the in-memory bus and on real Kafka, with real PostgreSQL:
+a repeat is a duplicate and published once, a reused id with another body is a 409, ids are scoped
+by tenant, the state survives a restart, and a batch answers per item after one round of acks."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+
+from npsloop.loop import Loop
+from npsloop_platform.access import Role
+from npsloop_platform.bus import MemoryBus
+from npsloop_platform.testing.helpers import bearer, feedback_body, read_topic
+from npsloop_schemas import Topics
+
+
+def body(score: int = 5, **extra: Any) -> dict[str, Any]:
+    return {k: v for k, v in feedback_body(score, **extra).items() if k != "tenant_id"}
+
+
+async def published(loop: Loop) -> list[bytes]:
+    return [m.value or b"" for m in await read_topic(loop.bus, Topics.FEEDBACK_RECEIVED, 10**6, timeout=2)]
+
+
+async def test_a_repeat_is_a_duplicate_and_a_reused_id_with_another_body_is_409(
+    loop: Loop, client: httpx.AsyncClient
+) -> None:
+    first = await client.post("/v1/feedback", json=body(3), headers={"Idempotency-Key": "till-7/receipt-1"})
+    again = await client.post("/v1/feedback", json=body(3), headers={"Idempotency-Key": "till-7/receipt-1"})
+    other = await client.post("/v1/feedback", json=body(4), headers={"Idempotency-Key": "till-7/receipt-1"})
+    assert first.status_code == 202 and again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert first.json()["event_id"] == again.json()["event_id"]
+    assert other.status_code == 409 and other.json()["event_id"] == first.json()["event_id"]
+    eid = str(uuid.uuid4())
+    assert (await client.post("/v1/feedback", json=body(9, event_id=eid))).status_code == 202
+    assert (await client.post("/v1/feedback", json=body(8, event_id=eid))).status_code == 409
+    assert len(await published(loop)) == 2  # one per accepted body, nothing for the repeats
+
+
+async def test_event_ids_are_scoped_by_tenant(loop: Loop, client: httpx.AsyncClient) -> None:
+    eid = str(uuid.uuid4())
+    assert (await client.post("/v1/feedback", json=body(2, event_id=eid))).status_code == 202
+    globex, _ = await loop.keys.create("globex", Role.SOURCE, None, actor="test")
+    theirs = await client.post("/v1/feedback", json=body(9, event_id=eid), headers=bearer(globex))
+    assert theirs.status_code == 202  # another tenant cannot block this id, nor be blocked by it
+    assert len(await published(loop)) == 2
+
+
+async def test_the_idempotency_state_survives_a_restart(database_url: str) -> None:
+    eid = str(uuid.uuid4())
+    statuses = []
+    for _ in range(2):  # two lifetimes of ingest on the same database, as after a restart
+        bus = MemoryBus()
+        await bus.start()
+        loop = Loop(bus, database_url, log_json=False)
+        await loop.start()
+        try:
+            key, _ = await loop.keys.create("acme", Role.SOURCE, None, actor="test")
+            app = loop.app(manage_bus=False, manage_components=False)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as http:
+                r = await http.post("/v1/feedback", json=body(5, event_id=eid), headers=bearer(key))
+                statuses.append((r.status_code, r.json()["status"]))
+        finally:
+            await loop.stop()
+            await bus.stop()
+    assert statuses == [(202, "accepted"), (200, "duplicate")]
+
+
+class FlakyBus(MemoryBus):
+    """Sends are refused while `down`, as when the broker stops."""
+
+    down = False
+
+    async def send(self, topic: str, value: bytes, *, key: Any = None, headers: Any = ()) -> Any:
+        if self.down and topic == Topics.FEEDBACK_RECEIVED:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(ConnectionError("broker stopped"))
+            return fut
+        return await super().send(topic, value, key=key, headers=headers)
+
+
+async def test_a_failed_publish_releases_the_id_so_the_retry_publishes(database_url: str) -> None:
+    bus = FlakyBus()
+    await bus.start()
+    loop = Loop(bus, database_url, log_json=False, publish_timeout_s=1.0)
+    await loop.start()
+    try:
+        key, _ = await loop.keys.create("acme", Role.SOURCE, None, actor="test")
+        app = loop.app(manage_bus=False, manage_components=False)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as http:
+            items = [body(s, customer_id=f"c-{s}") for s in range(5)]
+            bus.down = True
+            down = await http.post("/v1/feedback:batch", json={"items": items}, headers=bearer(key))
+            single = await http.post("/v1/feedback", json=body(7, event_id=str(uuid.uuid4())), headers=bearer(key))
+            assert down.status_code == 503 and "Retry-After" in down.headers and single.status_code == 503
+            bus.down = False
+            retried = await http.post("/v1/feedback:batch", json={"items": items}, headers=bearer(key))
+        assert retried.status_code == 200 and retried.json()["accepted"] == 5, retried.text
+        assert len(bus.messages(Topics.FEEDBACK_RECEIVED)) == 5
+    finally:
+        await loop.stop()
+        await bus.stop()
+
+
+async def test_a_batch_answers_per_item_in_order(loop: Loop, client: httpx.AsyncClient) -> None:
+    earlier = str(uuid.uuid4())
+    assert (await client.post("/v1/feedback", json=body(6, event_id=earlier))).status_code == 202
+    items: list[Any] = [
+        body(10, customer_id="c-1"),
+        body(11),  # out of range
+        body(6, event_id=earlier),  # a repeat of what was accepted before
+        body(1, event_id=earlier),  # the same id, another body
+        {"score": 5},  # no channel
+        body(9, store_id="x\x00y"),  # a NUL
+        [1, 2],  # not an object
+        body(0, customer_id="c-2"),
+    ]
+    answer = await client.post("/v1/feedback:batch", json={"items": items})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == [
+        "accepted", "rejected", "duplicate", "rejected", "rejected", "rejected", "rejected", "accepted",
+    ]  # fmt: skip
+    assert [r["index"] for r in results] == list(range(8))
+    assert results[1]["errors"][0]["loc"] == ["items", 1, "score"]
+    assert results[3]["errors"][0]["type"] == "conflict"
+    assert results[4]["errors"][0]["loc"] == ["items", 4, "channel"]
+    assert results[5]["errors"][0]["loc"] == ["items", 5, "store_id"]
+    assert answer.json()["accepted"] == 2 and answer.json()["rejected"] == 5 and answer.json()["duplicates"] == 1
+    assert len(await published(loop)) == 3  # the earlier one and the two accepted now
+
+    too_many = await client.post("/v1/feedback:batch", json={"items": [body(5)] * 1001})
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"] == ["body", "items"]
+    assert (await client.post("/v1/feedback:batch", json={"items": []})).status_code == 422
+    assert (await client.post("/v1/feedback:batch", json=[body(5)])).status_code == 422
