@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     from .keys_cli import add_keys_parser
 
     add_keys_parser(sub)
+    from .import_cli import add_import_parser
+
+    add_import_parser(sub)
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)

@@ -14,6 +14,6 @@ class IngestSettings(DatabaseSettings):
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with a 503.")
     rate_limit_per_s: float = Field(
-        default=200.0, gt=0, description="Posts per second one API key may sustain, per ingest replica."
+        default=1000.0, gt=0, description="Answers per second one API key may sustain, per ingest replica."
     )
-    rate_limit_burst: int = Field(default=400, ge=1, description="Posts one API key may send at once, per replica.")
+    rate_limit_burst: int = Field(default=2000, ge=1, description="Answers one API key may send at once, per replica.")

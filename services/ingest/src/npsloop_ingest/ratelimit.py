@@ -37,7 +37,9 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
     def check(self, key: str, cost: int = 1) -> Verdict:
-        """Take `cost` requests' worth (a batch costs one per item) if the bucket holds them."""
+        """Take `cost` requests' worth (a batch costs one per item) if the bucket holds them. A cost
+        above the burst counts as the burst, so that a full batch can always pass eventually."""
+        cost = min(cost, self.burst)
         now = self.clock()
         tokens, at = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - at) * self.per_s)
