@@ -35,7 +35,9 @@ def test_import_maps_columns_reports_rejects_and_reruns_without_doubling(databas
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.3)
-        keys = dict(line.split("=", 1) for line in (data / "run" / "dev-keys.env").read_text().splitlines() if "=" in line)
+        keys = dict(
+            line.split("=", 1) for line in (data / "run" / "dev-keys.env").read_text().splitlines() if "=" in line
+        )
         export = data / "export.csv"
         lines = ["NPS,Kommentar,Filiale,Kunde,Mail"]
         lines += [f"{i % 11},gut {i},berlin-1,c-{i},c{i}@example.com" for i in range(1200)]

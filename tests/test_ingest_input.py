@@ -47,6 +47,8 @@ async def test_each_bad_body_gets_a_precise_422_and_nothing_is_published(loop: L
         "an array for an object": (raw(contact='["a@b.co"]'), ["body", "contact"]),
         "malformed UTF-8": (b'{"store_id": "\xff\xfe", "channel": "pos", "score": 5}', ["body"]),
         "nested 50,000 deep": (b"[" * 50_000 + b"]" * 50_000, ["body"]),
+        "a duplicate key": (raw("1").replace(b"}", b', "score": 9}'), ["body"]),
+        "a duplicate key inside contact": (raw(contact='{"email": "a@b.co", "email": "c@d.co"}'), ["body"]),
     }
     for name, (body, loc) in cases.items():
         response = await client.post("/v1/feedback", content=body, headers=JSON)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 MAX_ECHO = 80
@@ -133,3 +135,40 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=exc.status_code, content={"detail": exc.detail}, headers=getattr(exc, "headers", None)
         )
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(key)
+        seen[key] = value
+    return seen
+
+
+class StrictJsonRequest(Request):
+    """A request whose JSON body may not repeat a key: `{"score": 1, "score": 9}` is ambiguous, and
+    parsers disagree on which one wins (Python's takes the last)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            text = (await self.body()).decode()
+            try:
+                self._json = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            except ValueError as exc:
+                if isinstance(exc, json.JSONDecodeError):
+                    raise
+                raise json.JSONDecodeError(f"duplicate key {exc.args[0]!r}", text, 0) from None
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """Route class for endpoints that take JSON: duplicate keys are a 422 (json_invalid)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(StrictJsonRequest(request.scope, request.receive))
+
+        return strict_handler

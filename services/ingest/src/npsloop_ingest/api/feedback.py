@@ -16,7 +16,7 @@ from npsloop_platform.access.http import SourceDep
 from npsloop_platform.access.keys import Principal
 from npsloop_platform.app import BusDep, settings_dependency, state_of
 from npsloop_platform.bus import Bus
-from npsloop_platform.http_edge import clean_errors
+from npsloop_platform.http_edge import StrictJsonRoute, clean_errors
 from npsloop_schemas import FeedbackReceivedV1, Topics, serialize_event
 
 from ..config import IngestSettings
@@ -25,7 +25,7 @@ from ..idempotency import Claim, IdempotencyStore, Item, body_hash, event_id_for
 from ..ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["feedback"])
+router = APIRouter(prefix="/v1", tags=["feedback"], route_class=StrictJsonRoute)
 SettingsDep = Annotated[IngestSettings, Depends(settings_dependency(IngestSettings))]
 IdempotencyKey = Annotated[
     str | None,
