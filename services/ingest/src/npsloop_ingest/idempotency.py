@@ -10,6 +10,7 @@ is published again by the next retry (downstream dedupes on event_id).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -65,11 +66,72 @@ _CLAIM = text(
 )
 
 
+class _GroupCommit:
+    """Coalesces concurrent calls into one statement: whatever queued while the previous statement
+    ran goes in the next one (group commit). Under load one round trip serves many requests; alone,
+    a call waits for nobody."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self._queue: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._busy = False
+
+    async def submit(self, work: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((work, future))
+        if not self._busy:
+            self._busy = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    results = await self.run([w for w, _ in batch])
+                except BaseException as exc:  # every caller of this round gets the failure
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._busy = False
+
+
 class IdempotencyStore:
     name = "idempotency"
 
     def __init__(self, db: Database) -> None:
         self.engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._claims = _GroupCommit(self._claim_rounds)
+        self._settles = _GroupCommit(self._settle_rounds)
+
+    async def claim(self, items: Sequence[Item]) -> list[Claim]:
+        """One round trip, shared with the requests arriving at the same time."""
+        result: list[Claim] = await self._claims.submit(list(items))
+        return result
+
+    async def settle(self, published: Sequence[Item], released: Sequence[Item]) -> None:
+        """Mark what Kafka acknowledged; release the claims whose publish failed (coalesced)."""
+        if published or released:
+            await self._settles.submit((list(published), list(released)))
+
+    async def _claim_rounds(self, rounds: list[list[Item]]) -> list[list[Claim]]:
+        flat = [item for items in rounds for item in items]
+        claims = await self.claim_now(flat)
+        out, at = [], 0
+        for items in rounds:
+            out.append(claims[at : at + len(items)])
+            at += len(items)
+        return out
+
+    async def _settle_rounds(self, rounds: list[tuple[list[Item], list[Item]]]) -> list[None]:
+        await self.settle_now([i for p, _ in rounds for i in p], [i for _, r in rounds for i in r])
+        return [None] * len(rounds)
 
     async def start(self) -> None:
         return None
@@ -80,7 +142,7 @@ class IdempotencyStore:
     async def ready(self) -> bool:
         return True
 
-    async def claim(self, items: Sequence[Item]) -> list[Claim]:
+    async def claim_now(self, items: Sequence[Item]) -> list[Claim]:
         """One round trip for any number of items. An id repeated within `items` is a duplicate with
         the same body and a conflict with another."""
         if not items:
@@ -112,11 +174,20 @@ class IdempotencyStore:
                 out.append(Claim.DUPLICATE if prior[1] == "published" else Claim.RETRY)
         return out
 
-    async def settle(self, published: Sequence[Item], released: Sequence[Item]) -> None:
+    async def settle_now(self, published: Sequence[Item], released: Sequence[Item]) -> None:
         """Mark what Kafka acknowledged; release the claims whose publish failed (one round trip)."""
         if not published and not released:
             return
         async with self.engine.connect() as conn:
+            if not released:
+                await conn.execute(
+                    text(
+                        "UPDATE ingest.accepted SET status = 'published' WHERE (tenant_id, event_id) IN "
+                        "(SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
+                    ),
+                    {"pt": [i.tenant_id for i in published], "pi": [i.event_id for i in published]},
+                )
+                return
             await conn.execute(
                 text(
                     "WITH p AS (UPDATE ingest.accepted SET status = 'published' "

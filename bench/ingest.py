@@ -1,0 +1,213 @@
+"""`make bench-ingest`: ingest alone, on real Kafka and Postgres, next to a bare FastAPI endpoint.
+
+    uv run --frozen python -m bench.ingest                 # what make bench-ingest runs
+    uv run --frozen python -m bench.ingest --events 2000 --batches 5 --rate-seconds 3   # quick
+
+In one run, all on 127.0.0.1: a bare FastAPI endpoint (`bench.bare_app`: parse the JSON, answer
+202; no validation, no key, no Kafka) and ingest (`uvicorn --factory npsloop_ingest.main:create_app`,
+real Kafka, real PostgreSQL, a real source key), each its own process. The same load generator
+posts to both: N single posts as fast as `--concurrency` allows; then batches of 1,000 to ingest;
+then single posts at `--rate` (1,000/s) for `--rate-seconds`. Targets: single posts at 60% or more
+of the bare endpoint, batches at 20,000 events/s or more, p99 under 50 ms at 1,000 requests/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from npsloop_platform.testing.servers import free_port, free_port_pair
+
+from .infra import RESULTS_DIR, Children, log, wait_ready, work_dir
+from .load import HttpConnection, make_events, post_all
+from .report import fmt, summary_ms
+
+
+async def post_batches(url: str, bodies: list[bytes], concurrency: int, api_key: str) -> tuple[float, list[float], int]:
+    """POST each batch body once, `concurrency` in flight; (seconds, latencies, items accepted)."""
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    queue = list(enumerate(bodies))
+    latencies: list[float] = []
+    accepted = 0
+
+    async def worker() -> None:
+        nonlocal accepted
+        conn = HttpConnection(host, int(port), api_key)
+        try:
+            while queue:
+                _, body = queue.pop(0)
+                t0 = time.perf_counter()
+                status, payload = await conn.post("/v1/feedback:batch", body)
+                latencies.append(time.perf_counter() - t0)
+                if status != 200:
+                    raise RuntimeError(f"batch answered {status}: {payload[:300]!r}")
+                accepted += json.loads(payload)["accepted"]
+        finally:
+            await conn.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - t0, latencies, accepted
+
+
+def phase(load: Any) -> dict[str, Any]:
+    span = (load.last_ack or 0) - (load.first_post_start or 0)
+    return {
+        "accepted": len(load.acked_at),
+        "statuses": dict(load.statuses),
+        "events_per_s": len(load.acked_at) / span if span > 0 else None,
+        "latency_ms": summary_ms(load.http_latency),
+    }
+
+
+async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str, children: Children) -> dict[str, Any]:
+    from npsloop_platform.testing.helpers import make_key
+    from npsloop_platform.testing.infra import fresh_database
+
+    result: dict[str, Any] = {}
+    async with fresh_database(pg_url) as db_url:
+        key = await make_key(db_url, "source", tenant="bench")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NPSLOOP_") and k != "DATABASE_URL"}
+        env |= {
+            "NPSLOOP_BUS": "kafka",
+            "NPSLOOP_KAFKA_BOOTSTRAP": bootstrap,
+            "NPSLOOP_TOPIC_PREFIX": f"bi{uuid.uuid4().hex[:8]}.",
+            "DATABASE_URL": db_url,
+            "NPSLOOP_LOG_LEVEL": "WARNING",
+            "NPSLOOP_RATE_LIMIT_PER_S": "1000000",
+            "NPSLOOP_RATE_LIMIT_BURST": "1000000",
+        }
+        ports = {"bare": free_port(), "ingest": free_port()}
+        apps = {"bare": "bench.bare_app:create_app", "ingest": "npsloop_ingest.main:create_app"}
+        procs = {}
+        for name, app in apps.items():
+            argv = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1"]
+            argv += ["--port", str(ports[name]), "--log-level", "warning", "--no-access-log"]
+            procs[name] = children.spawn(name, argv, work / f"{name}.log", env)
+        try:
+            for name, child in procs.items():
+                await wait_ready(child, f"http://127.0.0.1:{ports[name]}/readyz", 120)
+            deadline = time.monotonic() + args.timeout
+            warm = make_events(200, args.seed + 9)
+            for name in procs:  # warm both up: imports, connections, the JIT of the broker
+                await post_all(f"http://127.0.0.1:{ports[name]}", warm, 16, deadline, "raw", None, key)
+            events = make_events(args.events, args.seed)
+            for name in ("bare", "ingest"):
+                log(f"{name}: {len(events)} single posts, {args.concurrency} in flight")
+                load = await post_all(
+                    f"http://127.0.0.1:{ports[name]}", events, args.concurrency, deadline, "raw", None, key
+                )
+                result[f"single_{name}"] = phase(load)
+                events = make_events(args.events, args.seed + 1)  # fresh ids for ingest
+            items = make_events(args.batches * 1000, args.seed + 2)
+            bodies = [
+                b'{"items": [' + b",".join(e.body for e in items[i : i + 1000]) + b"]}"
+                for i in range(0, len(items), 1000)
+            ]
+            log(f"ingest: {len(bodies)} batches of 1,000")
+            seconds, latencies, accepted = await post_batches(
+                f"http://127.0.0.1:{ports['ingest']}", bodies, args.batch_concurrency, key
+            )
+            result["batches"] = {
+                "batches": len(bodies),
+                "accepted": accepted,
+                "events_per_s": accepted / seconds if seconds > 0 else None,
+                "latency_ms": summary_ms(latencies),
+            }
+            paced = make_events(int(args.rate * args.rate_seconds), args.seed + 3)
+            log(f"ingest: {args.rate:g} single posts/s for {args.rate_seconds:g} s")
+            load = await post_all(
+                f"http://127.0.0.1:{ports['ingest']}", paced, args.concurrency, deadline, "raw", args.rate, key
+            )
+            result["paced"] = {"rate": args.rate, **phase(load)}
+        finally:
+            children.stop(list(procs.values()))
+    bare, single = result["single_bare"]["events_per_s"] or 0, result["single_ingest"]["events_per_s"] or 0
+    p99 = result["paced"]["latency_ms"].get("p99")
+    result["targets"] = {
+        "single posts >= 0.6 x bare endpoint": {
+            "measured": round(single / bare, 3) if bare else None,
+            "met": bool(bare and single / bare >= 0.6),
+        },
+        "batches >= 20,000 events/s": {
+            "measured": result["batches"]["events_per_s"],
+            "met": (result["batches"]["events_per_s"] or 0) >= 20_000,
+        },
+        "p99 < 50 ms at 1,000 requests/s": {"measured": p99, "met": p99 is not None and p99 < 50},
+    }
+    result["ok"] = (
+        all(
+            p["accepted"] == n
+            for p, n in (
+                (result["single_bare"], args.events),
+                (result["single_ingest"], args.events),
+                (result["paced"], int(args.rate * args.rate_seconds)),
+            )
+        )
+        and result["batches"]["accepted"] == args.batches * 1000
+    )
+    return result
+
+
+def report(r: dict[str, Any]) -> str:
+    out = ["", f"npsloop ingest benchmark ({os.cpu_count()} CPUs)", "=" * 90]
+    out.append(f"  {'phase':<34}{'events/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'accepted':>10}")
+    for key, label in (
+        ("single_bare", "bare FastAPI endpoint, single"),
+        ("single_ingest", "ingest, single posts"),
+        ("batches", "ingest, batches of 1,000"),
+        ("paced", f"ingest, {r['paced']['rate']:g} posts/s paced"),
+    ):
+        p = r[key]
+        lat = p["latency_ms"]
+        row = f"{fmt(p['events_per_s']):>12}{fmt(lat.get('p50')):>10}{fmt(lat.get('p99')):>10}"
+        out.append(f"  {label:<34}{row}{p['accepted']:>10}")
+    out.append("")
+    for name, t in r["targets"].items():
+        out.append(f"  {'MET   ' if t['met'] else 'MISSED'}  {name:<40} {fmt(t['measured'], 3)}")
+    out.append(f"\nok (every post accepted): {r['ok']}; result file {r.get('result_file')}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000, help="single posts per endpoint")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=40, help="batches of 1,000 to ingest")
+    parser.add_argument("--batch-concurrency", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--rate-seconds", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--result-file", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from npsloop_platform.testing.infra import kafka_broker, postgres_server
+
+    children = Children()
+    try:
+        with (
+            work_dir(False) as work,
+            kafka_broker(work / "kafka", free_port_pair()) as bootstrap,
+            postgres_server(work / "pg" / "data") as pg_url,
+        ):
+            result = asyncio.run(run(args, work, bootstrap, pg_url, children))
+    finally:
+        children.stop()
+    path = args.result_file or RESULTS_DIR / f"ingest-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result["result_file"] = str(path)
+    path.write_text(json.dumps(result, indent=2, default=str))
+    print(report(result), flush=True)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
