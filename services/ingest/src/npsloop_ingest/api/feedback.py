@@ -122,7 +122,7 @@ async def post_feedback(
     request: Request,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> Accepted | JSONResponse:
+) -> Response:
     verdict = limiter_of(request, settings).check(principal.prefix)
     response.headers.update(verdict.headers())
     if not verdict.allowed:
@@ -144,15 +144,19 @@ async def post_feedback(
             },
         )
     if claim is Claim.DUPLICATE:
-        response.status_code = 200
-        return accepted.model_copy(update={"status": "duplicate"})
+        return _answer(200, accepted.model_copy(update={"status": "duplicate"}), verdict.headers())
     failure = await publish_all(bus, [event], settings.publish_timeout_s)
     if failure is not None:
         await store.settle([], [item])
         log.warning("feedback not accepted: %s", failure, extra={"event_id": str(event.event_id)})
         return unavailable(settings, [str(event.event_id)])
-    await store.settle([item], [])
-    return accepted
+    store.mark_published_later([item])
+    return _answer(202, accepted, verdict.headers())
+
+
+def _answer(status: int, body: BaseModel, headers: dict[str, str]) -> Response:
+    """The model serialized once, here: FastAPI's response_model pass would validate it again."""
+    return Response(body.model_dump_json().encode(), status, headers, media_type="application/json")
 
 
 class BatchIn(BaseModel):
@@ -242,7 +246,7 @@ async def post_batch(
         await store.settle([], [i for _, i in to_publish])
         log.warning("batch of %d not accepted: %s", len(to_publish), failure)
         return unavailable(settings, [str(e.event_id) for e, _ in to_publish])
-    await store.settle([i for _, i in to_publish], [])
+    store.mark_published_later([i for _, i in to_publish])
     count = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")}
     return BatchResult(
         accepted=count["accepted"], duplicates=count["duplicate"], rejected=count["rejected"], results=results
