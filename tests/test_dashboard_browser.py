@@ -4,18 +4,14 @@ Screenshots go to .cache/screenshots/."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from npsloop_platform.testing.servers import free_port
+from npsloop_platform.testing.helpers import dev_keys, npsloop_run
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / ".cache" / "screenshots"
@@ -24,60 +20,45 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.slow
 def test_sign_in_see_the_dashboard_and_a_forged_cookie_is_refused(database_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
     assert CHROMIUM, "Debian's chromium is missing: `make browser` installs it (make test does)"
 
-    port = free_port()
     data = Path(tempfile.mkdtemp(prefix="npsloop-browser-"))
-    env = {**os.environ, "DATABASE_URL": database_url, "NPSLOOP_LOG_LEVEL": "WARNING"}
-    argv = [sys.executable, "-m", "npsloop.cli", "run", "--port", str(port), "--data-dir", str(data)]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "npsloop run exited"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "npsloop run not ready"
-            time.sleep(0.3)
-        keys = dict(line.split("=", 1) for line in (data / "dev-keys.env").read_text().splitlines() if "=" in line)
-        assert oct((data / "dev-keys.env").stat().st_mode & 0o777) == "0o600"
-        body = {"store_id": "berlin-1", "channel": "pos", "score": 2, "comment": "Long wait", "customer_id": "c-1"}
-        auth = {"Authorization": f"Bearer {keys['NPSLOOP_SOURCE_KEY']}"}
-        assert httpx.post(f"{base}/v1/feedback", json=body, headers=auth).status_code == 202
-
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            try:
-                page = browser.new_page()
-                page.goto(f"{base}/")
-                assert page.url.endswith("/login")
-                page.screenshot(path=str(SHOTS / "login.png"))
-                page.fill("input[name=key]", keys["NPSLOOP_MANAGER_KEY"])
-                page.click("button")
-                page.wait_for_selector("text=Newest cases")
-                assert "Signed in to acme" in page.inner_text("body")
-                page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
-                cookies = page.context.cookies()
-                (session,) = [c for c in cookies if c["name"] == "npsloop_session"]
-                assert session["httpOnly"] and session["sameSite"] == "Strict"
-                assert keys["NPSLOOP_MANAGER_KEY"] not in session["value"]
-                page.context.clear_cookies()
-                page.context.add_cookies([{**session, "value": session["value"][:-4] + "abcd"}])  # forged
-                page.goto(f"{base}/")
-                assert page.url.endswith("/login")
-            finally:
-                browser.close()
+        with npsloop_run(database_url, data) as base:
+            browse(base, data)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def browse(base: str, data: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    keys = dev_keys(data)
+    assert oct((data / "dev-keys.env").stat().st_mode & 0o777) == "0o600"
+    body = {"store_id": "berlin-1", "channel": "pos", "score": 2, "comment": "Long wait", "customer_id": "c-1"}
+    auth = {"Authorization": f"Bearer {keys['NPSLOOP_SOURCE_KEY']}"}
+    assert httpx.post(f"{base}/v1/feedback", json=body, headers=auth).status_code == 202
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/")
+            assert page.url.endswith("/login")
+            page.screenshot(path=str(SHOTS / "login.png"))
+            page.fill("input[name=key]", keys["NPSLOOP_MANAGER_KEY"])
+            page.click("button")
+            page.wait_for_selector("text=Newest cases")
+            assert "Signed in to acme" in page.inner_text("body")
+            page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+            cookies = page.context.cookies()
+            (session,) = [c for c in cookies if c["name"] == "npsloop_session"]
+            assert session["httpOnly"] and session["sameSite"] == "Strict"
+            assert keys["NPSLOOP_MANAGER_KEY"] not in session["value"]
+            page.context.clear_cookies()
+            page.context.add_cookies([{**session, "value": session["value"][:-4] + "abcd"}])  # forged
+            page.goto(f"{base}/")
+            assert page.url.endswith("/login")
+        finally:
+            browser.close()

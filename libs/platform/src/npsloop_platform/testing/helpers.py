@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ..bus import Bus, Message
@@ -81,3 +83,45 @@ def feedback_event_json(score: object, **payload: Any) -> bytes:
             "payload": {"score": score, "channel": "web", **payload},
         }
     ).encode()
+
+
+@contextmanager
+def npsloop_run(database_url: str, data_dir: Path, timeout: float = 60) -> Iterator[str]:
+    """`npsloop run` as its own process on a free port, until ready; yields its base URL and stops it."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from .servers import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "NPSLOOP_LOG_LEVEL": "WARNING"}
+    argv = [sys.executable, "-m", "npsloop.cli", "run", "--port", str(port), "--data-dir", str(data_dir)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, "npsloop run exited"
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "npsloop run was not ready in time"
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def dev_keys(data_dir: Path) -> dict[str, str]:
+    """The keys the first `npsloop run` wrote to <data dir>/dev-keys.env."""
+    text = (data_dir / "dev-keys.env").read_text()
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
