@@ -65,7 +65,8 @@ npsloop is running (in-memory bus, {"embedded Postgres in " + str(data / "pg") i
         )
         # uvicorn re-raises SIGTERM after its graceful shutdown; as an exit it lets `finally` stop Postgres.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(loop.app(), host=args.host, port=args.port, log_level="warning")
+        # log_config=None: keep our masking handlers (uvicorn would put its own back otherwise)
+        uvicorn.run(loop.app(), host=args.host, port=args.port, log_level="warning", log_config=None)
     finally:
         if pg is not None:
             pg.stop()

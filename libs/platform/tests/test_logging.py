@@ -103,3 +103,43 @@ def test_free_text_is_redacted_to_its_length() -> None:
 
     assert redact_free_text("The staff was rude to me") == "<redacted 24 chars>"
     assert redact_free_text(None) == "<none>"
+
+
+def test_dates_in_day_month_year_order_are_left_alone() -> None:
+    for text in ("25.11.2026", "11/25/2026", "25-11-2026", "2026/11/25"):
+        assert mask_pii(f"due {text} ok") == f"due {text} ok", text
+
+
+def test_a_phone_next_to_other_numbers_is_still_masked() -> None:
+    # The candidate run spans every group of digits; the phone inside it must not escape with the rest.
+    assert mask_pii("order 12345 015112345678") == "order 12345 ***78"
+    assert mask_pii("on 2026-11-25 0151 1234567") == "on 2026-11-25 ***67"
+    assert mask_pii("from 10.0.0.12 +49 151 1234567 now") == "from 10.0.0.12 ***67 now"
+    assert mask_pii("at 12:30:01 +44 20 7946 0958") == "at 12:30:01 ***58"
+    assert mask_pii("call 0151 1234567. 12 times") == "call ***67. 12 times"
+    assert mask_pii("peer 10.0.0.12:8000 0151 1234567") == "peer 10.0.0.12:8000 ***67"  # the port stays
+
+
+def test_phone_written_after_a_scheme_or_in_json_is_masked() -> None:
+    assert mask_pii("<a href='tel:+4915112345678'>") == "<a href='tel:***78'>"
+    assert mask_pii('{"phone": "+4915112345678"}') == '{"phone": "***78"}'
+
+
+def test_emails_with_non_ascii_local_parts_keep_only_the_first_letter() -> None:
+    assert mask_pii("from jörg.müller@example.de") == "from j***@example.de"
+
+
+def test_masking_is_idempotent() -> None:
+    once = mask_pii("ann@example.com +49 151 1234567 127.0.0.1:29392")
+    assert mask_pii(once) == once == "a***@example.com ***67 127.0.0.1:29392"
+
+
+def test_free_text_can_keep_a_masked_single_line_prefix() -> None:
+    from npsloop_platform.logging import redact_free_text
+
+    comment = "Mail ann@example.com\nthe staff was rude"
+    assert redact_free_text(comment, keep=0) == f"<redacted {len(comment)} chars>"
+    assert redact_free_text(comment, keep=9) == f"Mail a***… <redacted {len(comment)} chars>"
+    assert redact_free_text(comment, keep=20) == f"Mail a***@example.co… <redacted {len(comment)} chars>"
+    assert "\n" not in redact_free_text(comment, keep=100)
+    assert redact_free_text("", keep=5) == "<redacted 0 chars>"

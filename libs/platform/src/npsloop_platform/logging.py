@@ -16,17 +16,20 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# A phone candidate: digits with the separators people write, not glued to a word, an address,
-# a path, a time or a decimal. `_is_phone` then decides.
-_PHONE_CANDIDATE = re.compile(r"(?<![\w.:/@-])\+?\(?\d[\d ()./-]{5,}\d(?![\w:/@-]|\.\d)")
+_EMAIL = re.compile(r"([\w.%+-])[\w.%+-]*@([\w.-]+\.[A-Za-z]{2,})")
+# A phone candidate: digits with the separators people write, not glued to a word, an address, a
+# path, a time or a decimal (a leading `+` may follow a scheme: `tel:+49...`). A candidate can span
+# several numbers ("order 12345 0151 1234567"), so `_mask_phones` looks for phones inside it.
+_PHONE_CANDIDATE = re.compile(r"(?:(?<![\w.+-])\+\(?|(?<![\w.:/@+-])\(?)\d[\d ()./-]{5,}\d(?![\w:/@-]|\.\d)")
+_GROUP_SEPARATOR = re.compile(r"(\.?\s+)")  # between the groups of a candidate; kept when splitting
 _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"\d{4}[./-]\d{1,2}[./-]\d{1,2}(?!\d)|\d{1,2}[./-]\d{1,2}[./-]\d{4}(?!\d)")
 _DOTTED_PHONE = re.compile(r"\(?\d{2,4}\)?(\.\d{2,4}){2,3}")
 _CONTEXT_FIELDS = ("event_id", "correlation_id")
 
 
 def _is_phone(candidate: str) -> bool:
+    """True when a run of digits and separators reads as a phone number (7 to 15 digits, E.164)."""
     digits = re.sub(r"\D", "", candidate)
     if not 7 <= len(digits) <= 15:
         return False
@@ -39,22 +42,55 @@ def _is_phone(candidate: str) -> bool:
     return True
 
 
-def _mask_phone(match: re.Match[str]) -> str:
-    text = match.group(0)
-    if not _is_phone(text):
-        return text
-    return "***" + re.sub(r"\D", "", text)[-2:]
+def _mask_phones(match: re.Match[str]) -> str:
+    """Mask, left to right, the longest runs of a candidate's groups that read as a phone number."""
+    parts = _GROUP_SEPARATOR.split(match.group(0))  # groups at even indexes, separators at odd ones
+    out: list[str] = []
+    start = 0
+    while start < len(parts):
+        ends = range(len(parts) - 1, start - 1, -2)
+        end = next((e for e in ends if _is_phone("".join(parts[start : e + 1]))), None)
+        if end is None:
+            out.append(parts[start])
+            end = start
+        else:
+            out.append("***" + re.sub(r"\D", "", "".join(parts[start : end + 1]))[-2:])
+        out.append(parts[end + 1] if end + 1 < len(parts) else "")
+        start = end + 2
+    return "".join(out)
 
 
 def mask_pii(text: str) -> str:
-    """Mask emails (keep first letter and domain) and phone numbers (keep the last 2 digits)."""
+    """Mask emails (keep first letter and domain) and phone numbers (keep the last 2 digits).
+
+    IP addresses, ports, timestamps, dates, durations, UUIDs and Kafka coordinates are left as they
+    are. Masking twice gives the same text as masking once.
+    """
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE_CANDIDATE.sub(_mask_phone, text)
+    return _PHONE_CANDIDATE.sub(_mask_phones, text)
 
 
-def redact_free_text(text: str | None) -> str:
-    """What a log line may say about a customer's free text (a comment): its length, not its words."""
-    return "<none>" if text is None else f"<redacted {len(text)} chars>"
+def _mask_value(value: Any) -> Any:
+    """`mask_pii` through strings, dicts, lists and tuples (copied, never mutated); other values as is."""
+    if isinstance(value, str):
+        return mask_pii(value)
+    if isinstance(value, dict):
+        return {k: _mask_value(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_mask_value(v) for v in value)
+    return value
+
+
+def redact_free_text(text: str | None, keep: int = 0) -> str:
+    """What a log line may say about a customer's free text (a comment): its length, not its words.
+
+    With `keep`, the first `keep` characters of the masked text are shown too, on one line:
+    `redact_free_text("Long wait at the till", keep=9)` is `"Long wait… <redacted 21 chars>"`.
+    """
+    if text is None:
+        return "<none>"
+    shown = " ".join(mask_pii(text)[: max(keep, 0)].split())
+    return f"{shown}… <redacted {len(text)} chars>" if shown else f"<redacted {len(text)} chars>"
 
 
 def pii_hash(value: str | None) -> str | None:
@@ -65,26 +101,34 @@ def pii_hash(value: str | None) -> str | None:
 
 
 class PiiMaskingFilter(logging.Filter):
-    """Masks the message and every string attribute of a record (extras included)."""
+    """Masks the message and every attribute of a record: extras, `exc_text` and `stack_info` included.
+
+    The message is rendered with its arguments first. A dict message (JsonFormatter turns its keys
+    into fields) keeps its shape; any other object (an exception, say) becomes its masked text.
+    """
+
+    _SKIP = frozenset(("msg", "args", "exc_info", "name", "levelname", "pathname", "filename", "module"))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) or record.args:
+        if record.args or not isinstance(record.msg, dict):
             record.msg = mask_pii(record.getMessage())
             record.args = None
+        else:
+            record.msg = _mask_value(record.msg)
         for key, value in list(record.__dict__.items()):
-            if isinstance(value, str) and key not in ("msg", "name", "levelname", "pathname", "filename"):
-                record.__dict__[key] = mask_pii(value)
+            if key not in self._SKIP:
+                record.__dict__[key] = _mask_value(value)
         return True
 
 
 class _MaskingMixin:
     """Masks rendered exceptions and stacks, which the filter cannot reach (they are rendered later)."""
 
-    def formatException(self, ei: Any) -> str:
-        return mask_pii(super().formatException(ei))  # type: ignore[misc]
+    def formatException(self, ei: Any) -> Any:
+        return _mask_value(super().formatException(ei))  # type: ignore[misc]
 
-    def formatStack(self, stack_info: str) -> str:
-        return mask_pii(super().formatStack(stack_info))  # type: ignore[misc]
+    def formatStack(self, stack_info: str) -> Any:
+        return _mask_value(super().formatStack(stack_info))  # type: ignore[misc]
 
 
 class MaskingJsonFormatter(_MaskingMixin, JsonFormatter):
@@ -104,6 +148,11 @@ class MaskingTextFormatter(_MaskingMixin, logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", json: bool = True, service: str = "npsloop") -> None:
+    """One stderr handler on the root logger, JSON or text, that masks PII in everything it writes.
+
+    Call it after anything that installs logging config of its own: `uvicorn.run()` applies
+    uvicorn's `LOGGING_CONFIG` unless it is given `log_config=None`.
+    """
     handler = logging.StreamHandler(sys.stderr)
     if json:
         handler.setFormatter(
