@@ -65,6 +65,32 @@ class FeedbackReceivedV1(Envelope):
     payload: FeedbackReceivedPayloadV1
 
 
+# --- feedback.updated.v1 ----------------------------------------------------------------------------
+
+UpdatableField = Literal["comment", "contact", "locale", "consent_to_contact"]
+
+
+class FeedbackUpdatedPayloadV1(Contract):
+    """A late change to an answer already accepted (a comment sent minutes after the score).
+
+    Published by ingest on `feedback.received.v1` with the original's message key, so it is ordered
+    after the answer it changes. `fields` names what this update sets; a field not named is unchanged.
+    """
+
+    feedback_event_id: uuid.UUID = Field(description="The event_id of the feedback.received it changes.")
+    fields: list[UpdatableField] = Field(min_length=1, description="The fields this update sets.")
+    comment: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    contact: Contact | None = None
+    locale: Annotated[str, StringConstraints(max_length=35)] | None = None
+    consent_to_contact: bool | None = None
+
+
+class FeedbackUpdatedV1(Envelope):
+    event_type: Literal["feedback.updated"] = "feedback.updated"
+    schema_version: Literal[1] = 1
+    payload: FeedbackUpdatedPayloadV1
+
+
 # --- feedback.classified.v1 -------------------------------------------------------------------------
 
 
@@ -93,6 +119,24 @@ class FeedbackClassifiedV1(Envelope):
     event_type: Literal["feedback.classified"] = "feedback.classified"
     schema_version: Literal[1] = 1
     payload: FeedbackClassifiedPayloadV1
+
+
+class FeedbackReclassifiedPayloadV1(Contract):
+    """The classifier's answer to a feedback.updated: the new text classified. The band is not here:
+    the score never changes, and the consumer that stored the feedback knows it."""
+
+    feedback_event_id: uuid.UUID
+    update_event_id: uuid.UUID = Field(description="The event_id of the feedback.updated classified.")
+    update: FeedbackUpdatedPayloadV1
+    sentiment: Sentiment | None = Field(default=None, description="None when the update has no comment.")
+    themes: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+
+
+class FeedbackReclassifiedV1(Envelope):
+    event_type: Literal["feedback.reclassified"] = "feedback.reclassified"
+    schema_version: Literal[1] = 1
+    payload: FeedbackReclassifiedPayloadV1
 
 
 # --- case.events.v1 ---------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from .events import (
     CaseUpdatedV1,
     FeedbackClassifiedV1,
     FeedbackReceivedV1,
+    FeedbackReclassifiedV1,
+    FeedbackUpdatedV1,
     NotificationRequestedV1,
     NotificationStatusV1,
 )
@@ -35,7 +37,9 @@ class Topics:
 #: Every event model with the topic it is published on, keyed by "<event_type>.v<schema_version>".
 EVENT_TYPES: dict[str, tuple[type[Envelope], str]] = {
     "feedback.received.v1": (FeedbackReceivedV1, Topics.FEEDBACK_RECEIVED),
+    "feedback.updated.v1": (FeedbackUpdatedV1, Topics.FEEDBACK_RECEIVED),  # ordered after the answer it changes
     "feedback.classified.v1": (FeedbackClassifiedV1, Topics.FEEDBACK_CLASSIFIED),
+    "feedback.reclassified.v1": (FeedbackReclassifiedV1, Topics.FEEDBACK_CLASSIFIED),
     "case.opened.v1": (CaseOpenedV1, Topics.CASE_EVENTS),
     "case.updated.v1": (CaseUpdatedV1, Topics.CASE_EVENTS),
     "case.closed.v1": (CaseClosedV1, Topics.CASE_EVENTS),
@@ -58,7 +62,9 @@ def _tag(value: Any) -> str | None:
 
 Event = Annotated[
     Annotated[FeedbackReceivedV1, Tag("feedback.received.v1")]
+    | Annotated[FeedbackUpdatedV1, Tag("feedback.updated.v1")]
     | Annotated[FeedbackClassifiedV1, Tag("feedback.classified.v1")]
+    | Annotated[FeedbackReclassifiedV1, Tag("feedback.reclassified.v1")]
     | Annotated[CaseOpenedV1, Tag("case.opened.v1")]
     | Annotated[CaseUpdatedV1, Tag("case.updated.v1")]
     | Annotated[CaseClosedV1, Tag("case.closed.v1")]
