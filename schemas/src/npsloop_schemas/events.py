@@ -10,7 +10,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from .envelope import Contract, Envelope
 from .nps import Band, Score
@@ -145,7 +145,13 @@ class FeedbackReclassifiedV1(Envelope):
 class CaseStatus(StrEnum):
     OPEN = "open"
     CONTACTED = "contacted"
+    RESOLVED = "resolved"
     CLOSED = "closed"
+
+
+class CaseKind(StrEnum):
+    CALLBACK = "callback"  # a detractor: someone calls them
+    NURTURE = "nurture"  # a passive whose comment names a problem
 
 
 class CaseOpenedPayloadV1(Contract):
@@ -158,17 +164,51 @@ class CaseOpenedPayloadV1(Contract):
     channel: Channel
     comment: str | None = None
     reason: str
+    kind: CaseKind = CaseKind.CALLBACK
+    priority: int | None = Field(default=None, ge=0, le=100, description="Higher is more urgent.")
+    sla_due_at: AwareDatetime | None = Field(default=None, description="When the SLA is breached.")
+    themes: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+
+
+class CaseChange(StrEnum):
+    """What a case.updated reports; `status` is the case's status after the change."""
+
+    CONTACTED = "contacted"  # the customer was reached (a call recorded, or a delivery sent)
+    ASSIGNED = "assigned"
+    NOTE_ADDED = "note_added"
+    FEEDBACK_ATTACHED = "feedback_attached"  # new feedback of the same customer joined the open case
+    FEEDBACK_UPDATED = "feedback_updated"  # a late comment changed the case's feedback
+    PRIORITY_CHANGED = "priority_changed"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    ESCALATED = "escalated"
 
 
 class CaseUpdatedPayloadV1(Contract):
     case_id: uuid.UUID
     status: CaseStatus
     note: str | None = None
+    change: CaseChange | None = Field(default=None, description="None in events from before the field existed.")
+    store_id: str | None = None
+    customer_key: str | None = None
+    actor: str | None = Field(default=None, description="Who made the change: an API key prefix, or a service.")
+    assignee: str | None = None
+    priority: int | None = Field(default=None, ge=0, le=100)
+    feedback_event_id: uuid.UUID | None = None
+    root_cause: str | None = None
+    outcome: str | None = None
+    sla_due_at: AwareDatetime | None = None
 
 
 class CaseClosedPayloadV1(Contract):
     case_id: uuid.UUID
     resolution: str
+    store_id: str | None = None
+    customer_key: str | None = None
+    actor: str | None = None
+    root_cause: str | None = None
+    outcome: str | None = None
 
 
 class CaseOpenedV1(Envelope):
@@ -189,13 +229,41 @@ class CaseClosedV1(Envelope):
     payload: CaseClosedPayloadV1
 
 
+class CaseSlaPayloadV1(Contract):
+    """An SLA milestone of an open case: a warning at 75% of its SLA, a breach at 100%."""
+
+    case_id: uuid.UUID
+    store_id: str | None = None
+    customer_key: str
+    segment: Band
+    priority: int | None = Field(default=None, ge=0, le=100)
+    opened_at: AwareDatetime
+    due_at: AwareDatetime
+    escalation_level: int = Field(default=0, ge=0, description="0: none; 1: store manager; 2: region; ...")
+    escalated_to: list[str] = Field(default_factory=list, description="Who was told (a role or an address).")
+
+
+class CaseSlaWarningV1(Envelope):
+    event_type: Literal["case.sla_warning"] = "case.sla_warning"
+    schema_version: Literal[1] = 1
+    payload: CaseSlaPayloadV1
+
+
+class CaseSlaBreachedV1(Envelope):
+    event_type: Literal["case.sla_breached"] = "case.sla_breached"
+    schema_version: Literal[1] = 1
+    payload: CaseSlaPayloadV1
+
+
 # --- notification.requested.v1 / notification.status.v1 --------------------------------------------
 
 
 class NotificationKind(StrEnum):
     THANK_YOU_EMAIL = "thank_you_email"
     CALL_TASK = "call_task"
-    NURTURE_EMAIL = "nurture_email"
+    NURTURE_EMAIL = "nurture_email"  # a passive: "what would make it a 10?"
+    ACKNOWLEDGEMENT_EMAIL = "acknowledgement_email"  # a detractor: "we read it, someone will call you"
+    REVIEW_INVITATION = "review_invitation"  # a promoter, where the store asks for reviews
 
 
 class NotificationRequestedPayloadV1(Contract):
@@ -208,6 +276,9 @@ class NotificationRequestedPayloadV1(Contract):
     score: Score
     store_id: str | None = None
     comment: str | None = None
+    locale: str | None = Field(default=None, description="The answer's locale, for the template (e.g. 'de-DE').")
+    channel: Channel | None = None
+    band: Band | None = None
 
 
 class NotificationRequestedV1(Envelope):
@@ -220,6 +291,7 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    SUPPRESSED = "suppressed"  # the contact policy held it back (cap, opt-out, quiet hours); `reason` says which
 
 
 class NotificationStatusPayloadV1(Contract):

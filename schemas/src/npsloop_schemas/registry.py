@@ -10,6 +10,8 @@ from .envelope import Envelope
 from .events import (
     CaseClosedV1,
     CaseOpenedV1,
+    CaseSlaBreachedV1,
+    CaseSlaWarningV1,
     CaseUpdatedV1,
     FeedbackClassifiedV1,
     FeedbackReceivedV1,
@@ -43,6 +45,8 @@ EVENT_TYPES: dict[str, tuple[type[Envelope], str]] = {
     "case.opened.v1": (CaseOpenedV1, Topics.CASE_EVENTS),
     "case.updated.v1": (CaseUpdatedV1, Topics.CASE_EVENTS),
     "case.closed.v1": (CaseClosedV1, Topics.CASE_EVENTS),
+    "case.sla_warning.v1": (CaseSlaWarningV1, Topics.CASE_EVENTS),
+    "case.sla_breached.v1": (CaseSlaBreachedV1, Topics.CASE_EVENTS),
     "notification.requested.v1": (NotificationRequestedV1, Topics.NOTIFICATION_REQUESTED),
     "notification.status.v1": (NotificationStatusV1, Topics.NOTIFICATION_STATUS),
 }
@@ -68,6 +72,8 @@ Event = Annotated[
     | Annotated[CaseOpenedV1, Tag("case.opened.v1")]
     | Annotated[CaseUpdatedV1, Tag("case.updated.v1")]
     | Annotated[CaseClosedV1, Tag("case.closed.v1")]
+    | Annotated[CaseSlaWarningV1, Tag("case.sla_warning.v1")]
+    | Annotated[CaseSlaBreachedV1, Tag("case.sla_breached.v1")]
     | Annotated[NotificationRequestedV1, Tag("notification.requested.v1")]
     | Annotated[NotificationStatusV1, Tag("notification.status.v1")],
     Discriminator(

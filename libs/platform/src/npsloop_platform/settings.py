@@ -73,6 +73,10 @@ class PlatformSettings(BaseSettings):
         le=10,
         description="How long a replica trusts its copy of a key: revocation takes at most this.",
     )
+    stores_file: str | None = Field(
+        default=None,
+        description="TOML store directory: time zones, countries, regions, recipients (npsloop_platform.stores).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     log_json: bool = True
 
