@@ -32,6 +32,7 @@ from .events import (
     NotificationStatusV1,
     Sentiment,
     SentimentLabel,
+    ThemeSentiment,
 )
 from .ids import derive_id
 from .keys import customer_key
@@ -86,6 +87,7 @@ __all__ = [
     "NpsSummary",
     "Sentiment",
     "SentimentLabel",
+    "ThemeSentiment",
     "Topics",
     "band_for",
     "customer_key",

@@ -98,12 +98,21 @@ class SentimentLabel(StrEnum):
     POSITIVE = "positive"
     NEUTRAL = "neutral"
     NEGATIVE = "negative"
+    UNKNOWN = "unknown"  # a language the model does not support: never a guess
 
 
 class Sentiment(Contract):
     label: SentimentLabel
     compound: float = Field(ge=-1, le=1, description="VADER compound score, -1..1.")
     model: str = Field(description="Which model produced it, e.g. 'vader-3.3.2'.")
+
+
+class ThemeSentiment(Contract):
+    """One theme of a comment with the sentiment of the clause that mentions it."""
+
+    theme: str
+    label: SentimentLabel
+    compound: float = Field(ge=-1, le=1)
 
 
 class FeedbackClassifiedPayloadV1(Contract):
@@ -113,6 +122,8 @@ class FeedbackClassifiedPayloadV1(Contract):
     sentiment: Sentiment | None = Field(default=None, description="None when there is no comment.")
     themes: list[str] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list)
+    theme_sentiments: list[ThemeSentiment] = Field(default_factory=list)
+    language: str | None = Field(default=None, description="ISO 639-1 code of the comment, when detected.")
 
 
 class FeedbackClassifiedV1(Envelope):
@@ -131,6 +142,8 @@ class FeedbackReclassifiedPayloadV1(Contract):
     sentiment: Sentiment | None = Field(default=None, description="None when the update has no comment.")
     themes: list[str] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list)
+    theme_sentiments: list[ThemeSentiment] = Field(default_factory=list)
+    language: str | None = Field(default=None, description="ISO 639-1 code of the comment, when detected.")
 
 
 class FeedbackReclassifiedV1(Envelope):
