@@ -1,0 +1,3 @@
+from .factory import clock, ctx, db
+
+__all__ = ["clock", "ctx", "db"]
