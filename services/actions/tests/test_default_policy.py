@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from npsloop_actions.handlers import Context
-from npsloop_actions.policy import parse_policy, DEFAULT_POLICY
+from npsloop_actions.policy import DEFAULT_POLICY, parse_policy
 from npsloop_platform.db import Database
 from npsloop_schemas import CaseOpenedV1, NotificationRequestedV1, derive_id
 
@@ -26,7 +26,9 @@ async def test_a_detractor_opens_a_callback_case_asks_for_a_call_and_acknowledge
     # priority: 50 + 3 * (6 - 2) + round(15 * 0.7) = 50 + 12 + 10 (10.5 rounds to even)
     assert opened.payload.priority == 72
     # 48 business hours from Monday 09:00 (no store directory: UTC, no holidays)
-    assert opened.payload.sla_due_at is not None and opened.payload.sla_due_at.isoformat() == "2026-11-25T09:00:00+00:00"
+    assert (
+        opened.payload.sla_due_at is not None and opened.payload.sla_due_at.isoformat() == "2026-11-25T09:00:00+00:00"
+    )
     for n in events[1:]:
         assert isinstance(n, NotificationRequestedV1)
         assert n.payload.case_id == opened.payload.case_id
@@ -42,7 +44,9 @@ async def test_urgency_flags_and_a_repeat_detractor_raise_the_priority(db: Datab
     assert got == {"acme:a": 53, "acme:b": 78}
 
 
-async def test_a_passive_is_asked_and_flagged_for_surprise_and_delight_without_a_case(db: Database, ctx: Context) -> None:
+async def test_a_passive_is_asked_and_flagged_for_surprise_and_delight_without_a_case(
+    db: Database, ctx: Context
+) -> None:
     e = classified(8, comment="fine", themes=[("price", "neutral", 0.0)])
     await run_batch(db, keyed(e), ctx)
     assert kinds(await outbox(db)) == ["notification.requested:nurture_email"]
@@ -50,7 +54,9 @@ async def test_a_passive_is_asked_and_flagged_for_surprise_and_delight_without_a
     assert await scalar(db, "SELECT surprise_pending FROM actions.customers WHERE customer_key = 'acme:c-1'") is True
 
 
-async def test_a_passive_naming_a_theme_with_negative_sentiment_opens_a_nurture_case(db: Database, ctx: Context) -> None:
+async def test_a_passive_naming_a_theme_with_negative_sentiment_opens_a_nurture_case(
+    db: Database, ctx: Context
+) -> None:
     e = classified(7, comment="Good, but the queue was awful", themes=[("waiting_time", "negative", -0.6)])
     await run_batch(db, keyed(e), ctx)
     assert kinds(await outbox(db)) == ["case.opened:nurture", "notification.requested:nurture_email"]

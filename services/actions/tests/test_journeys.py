@@ -125,7 +125,9 @@ async def test_a_visit_clears_surprise_and_delight_exactly_once(db: Database, ct
         assert await get_customer(session, Scope("globex", None), "v", ctx.clock()) is None
 
 
-async def test_a_late_comment_updates_the_feedback_and_its_case_and_reruns_the_rules(db: Database, ctx: Context) -> None:
+async def test_a_late_comment_updates_the_feedback_and_its_case_and_reruns_the_rules(
+    db: Database, ctx: Context
+) -> None:
     passive = classified(8, customer="late")
     await run_batch(db, keyed(passive), ctx)
     assert await scalar(db, "SELECT count(*) FROM actions.cases") == 0
@@ -138,7 +140,7 @@ async def test_a_late_comment_updates_the_feedback_and_its_case_and_reruns_the_r
 
     detractor = classified(3, customer="late2")
     late2 = reclassified(detractor, "and nobody helped", themes=[("staff", "negative", -0.8)], flags=["urgent"])
-    await run_batch(db, keyed(detractor) + [(late2, "acme:late2")], ctx)  # both in one batch, in order
+    await run_batch(db, [*keyed(detractor), (late2, "acme:late2")], ctx)  # both in one batch, in order
     events = await outbox(db)
     assert kinds(events)[-1] == "case.updated:feedback_updated"
     assert isinstance(events[-1], CaseUpdatedV1) and events[-1].payload.customer_key == "acme:late2"

@@ -55,7 +55,10 @@ def test_an_unknown_key_or_value_names_the_file_line_and_field(tmp_path: Path) -
 
 
 def test_rules_that_conflict_are_refused_naming_both(tmp_path: Path) -> None:
-    text = GOOD + '\n[[rules]]\nid = "passive-call"\nwhen = { band = ["passive"], flags = ["urgent"] }\ncase = "callback"\n'
+    text = (
+        GOOD
+        + '\n[[rules]]\nid = "passive-call"\nwhen = { band = ["passive"], flags = ["urgent"] }\ncase = "callback"\n'
+    )
     message = refused(tmp_path, text)
     assert f"policy.toml:{line_of(text, 'passive-call') - 1}: rule 'passive-call' (case callback) conflicts" in message
     assert "'passive-negative-theme'" in message

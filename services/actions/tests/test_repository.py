@@ -18,7 +18,9 @@ from .factory import classified, keyed, kinds, outbox, run_batch, run_status, sc
 
 
 def status_for(
-    case_id: uuid.UUID, status: DeliveryStatus = DeliveryStatus.SENT, kind: NotificationKind = NotificationKind.CALL_TASK
+    case_id: uuid.UUID,
+    status: DeliveryStatus = DeliveryStatus.SENT,
+    kind: NotificationKind = NotificationKind.CALL_TASK,
 ) -> NotificationStatusV1:
     eid = uuid.uuid4()
     return NotificationStatusV1(

@@ -45,8 +45,10 @@ async def test_warning_breach_and_escalation_along_the_ladder(db: Database, cloc
     # Mon 09:00 UTC = 10:00 Berlin; 48 business hours -> Wed 10:00 Berlin; 75% (36 h) -> Tue 22:00 Berlin
     assert await scalar(db, "SELECT min(sla_due_at) FROM actions.cases") == at(25, 9)
     assert await scalar(db, "SELECT min(sla_warn_at) FROM actions.cases") == at(24, 21)
-    await db_exec(db, "UPDATE actions.cases SET status = 'contacted', first_contacted_at = now() "
-                  "WHERE customer_key = 'acme:called'")
+    await db_exec(
+        db,
+        "UPDATE actions.cases SET status = 'contacted', first_contacted_at = now() WHERE customer_key = 'acme:called'",
+    )
     monitor = SlaMonitor(db, ctx, None)
 
     clock.now = at(24, 20, 59)

@@ -31,7 +31,9 @@ from npsloop_schemas import (
     NotificationKind,
     NotificationRequestedPayloadV1,
     NotificationRequestedV1,
+    Sentiment,
     SentimentLabel,
+    ThemeSentiment,
     derive_id,
 )
 
@@ -171,8 +173,17 @@ def _answer(event: FeedbackClassifiedV1, key: str) -> Answer:
         flags=list(p.flags),
         sentiment=p.sentiment.label if p.sentiment else None,
         compound=p.sentiment.compound if p.sentiment else None,
-        theme_sentiments=[(t.theme, t.label) for t in p.theme_sentiments],
+        theme_sentiments=_theme_sentiments(p.theme_sentiments, p.themes, p.sentiment),
     )
+
+
+def _theme_sentiments(
+    given: Sequence[ThemeSentiment], themes: Sequence[str], sentiment: Sentiment | None
+) -> list[tuple[str, SentimentLabel]]:
+    """Per-theme sentiment; from a classifier that gives none, each theme takes the comment's."""
+    if given or sentiment is None:
+        return [(t.theme, t.label) for t in given]
+    return [(t, sentiment.label) for t in themes]
 
 
 def _reanswer(event: FeedbackReclassifiedV1, stored: StoredFeedback, key: str) -> Answer:
@@ -194,7 +205,7 @@ def _reanswer(event: FeedbackReclassifiedV1, stored: StoredFeedback, key: str) -
         flags=list(p.flags),
         sentiment=p.sentiment.label if p.sentiment else None,
         compound=p.sentiment.compound if p.sentiment else None,
-        theme_sentiments=[(t.theme, t.label) for t in p.theme_sentiments],
+        theme_sentiments=_theme_sentiments(p.theme_sentiments, p.themes, p.sentiment),
         requested=set(stored.requested),
         rules_before=set(stored.rules),
         case_id=stored.case_id,
