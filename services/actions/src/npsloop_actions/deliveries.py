@@ -21,7 +21,8 @@ from npsloop_schemas import (
     derive_id,
 )
 
-from .handlers import Context, first_time
+from .context import Context
+from .handlers import first_time
 from .ports import ActionsRepository, CaseChange
 
 

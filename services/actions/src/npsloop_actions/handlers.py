@@ -8,12 +8,9 @@ A customer has at most one open case: new feedback joins it instead of opening a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from npsloop_platform.stores import StoreDirectory
 from npsloop_schemas import (
     Band,
     CaseChange,
@@ -23,23 +20,21 @@ from npsloop_schemas import (
     CaseStatus,
     CaseUpdatedPayloadV1,
     CaseUpdatedV1,
-    Channel,
-    Contact,
     Envelope,
     FeedbackClassifiedV1,
     FeedbackReclassifiedV1,
     NotificationKind,
     NotificationRequestedPayloadV1,
     NotificationRequestedV1,
-    Sentiment,
-    SentimentLabel,
-    ThemeSentiment,
     derive_id,
 )
 
-from .business_hours import Calendar
-from .policy import Facts, Policy, matching, priority_of
+from .answers import Answer, Journey, answer_of, as_stored, feedback_row, late_answer_of
+from .context import Context
+from .policy import Facts, matching, priority_of
 from .ports import ActionsRepository, Customer, OpenCase, StoredFeedback
+
+__all__ = ["Context", "first_time", "handle_feedback"]
 
 E = TypeVar("E", bound=Envelope)
 RANK = {Band.DETRACTOR: 0, Band.PASSIVE: 1, Band.PROMOTER: 2}
@@ -52,38 +47,6 @@ EMAIL_KINDS = {
 }
 
 
-@dataclass
-class Context:
-    """What the handlers decide with: the policy, the store directory, who we are, the clock."""
-
-    policy: Policy
-    stores: StoreDirectory = field(default_factory=StoreDirectory)
-    source: str = "npsloop-actions"
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    _calendars: dict[tuple[str, str | None], Calendar] = field(default_factory=dict)
-
-    def calendar(self, tenant_id: str, store_id: str | None) -> Calendar:
-        key = (tenant_id, store_id)
-        if key not in self._calendars:
-            self._calendars[key] = Calendar(self.policy.sla, self.stores.store(tenant_id, store_id))
-        return self._calendars[key]
-
-    def sla(self, tenant_id: str, store_id: str | None, kind: CaseKind, start: datetime) -> dict[str, Any]:
-        """The SLA columns of a case whose clock starts at `start`."""
-        cal, hours = self.calendar(tenant_id, store_id), self.policy.sla.hours(kind)
-        return {
-            "sla_started_at": start,
-            "sla_hours": hours,
-            "sla_fingerprint": self.policy.sla_fingerprint,
-            "sla_warn_at": cal.add(start, hours * self.policy.sla.warning_at),
-            "sla_due_at": cal.add(start, hours),
-            "warned_at": None,
-            "breached_at": None,
-            "escalation_level": 0,
-            "next_escalation_at": None,
-        }
-
-
 async def first_time(items: Sequence[tuple[E, str]], repo: ActionsRepository) -> list[tuple[E, str]]:
     """The items whose event this service has never consumed: redeliveries and repeats drop out."""
     fresh = await repo.claim_inbox([event for event, _ in items])
@@ -93,147 +56,6 @@ async def first_time(items: Sequence[tuple[E, str]], repo: ActionsRepository) ->
             fresh.discard(event.event_id)  # a second copy in the same batch is a repeat too
             out.append((event, key))
     return out
-
-
-@dataclass
-class Answer:
-    """One answer as the rules see it, from a classified event or a stored feedback plus a late comment."""
-
-    cause: Envelope
-    feedback_event_id: uuid.UUID
-    key: str
-    score: int
-    band: Band
-    store_id: str | None
-    channel: Channel
-    comment: str | None
-    contact: Contact
-    consent: bool
-    locale: str | None
-    themes: list[str]
-    flags: list[str]
-    sentiment: SentimentLabel | None
-    compound: float | None
-    theme_sentiments: list[tuple[str, SentimentLabel]]
-    requested: set[str] = field(default_factory=set)
-    rules_before: set[str] = field(default_factory=set)
-    case_id: uuid.UUID | None = None
-
-    @property
-    def tenant_id(self) -> str:
-        return self.cause.tenant_id
-
-    @property
-    def may_contact(self) -> bool:
-        return self.consent and "no_contact" not in self.flags
-
-    def facts(self, c: Customer, before: Journey) -> Facts:
-        return Facts(
-            band=self.band,
-            score=self.score,
-            store_id=self.store_id,
-            channel=self.channel,
-            themes=frozenset(self.themes),
-            flags=frozenset(self.flags),
-            sentiment=self.sentiment,
-            compound=self.compound,
-            theme_sentiments=tuple(self.theme_sentiments),
-            at_risk=c.at_risk,
-            recovered=c.recovered,
-            was_detractor=before.was_detractor,
-            previous_band=before.band,
-            answers_before=before.answers,
-        )
-
-
-@dataclass(frozen=True)
-class Journey:
-    """The customer as they were before this answer."""
-
-    band: Band | None = None
-    was_detractor: bool = False
-    answers: int = 0
-
-
-def _answer(event: FeedbackClassifiedV1, key: str) -> Answer:
-    p, fb = event.payload, event.payload.feedback
-    return Answer(
-        cause=event,
-        feedback_event_id=p.feedback_event_id,
-        key=key,
-        score=fb.score,
-        band=p.band,
-        store_id=fb.store_id,
-        channel=fb.channel,
-        comment=fb.comment,
-        contact=fb.contact or Contact(),
-        consent=fb.consent_to_contact,
-        locale=fb.locale,
-        themes=list(p.themes),
-        flags=list(p.flags),
-        sentiment=p.sentiment.label if p.sentiment else None,
-        compound=p.sentiment.compound if p.sentiment else None,
-        theme_sentiments=_theme_sentiments(p.theme_sentiments, p.themes, p.sentiment),
-    )
-
-
-def _theme_sentiments(
-    given: Sequence[ThemeSentiment], themes: Sequence[str], sentiment: Sentiment | None
-) -> list[tuple[str, SentimentLabel]]:
-    """Per-theme sentiment; from a classifier that gives none, each theme takes the comment's."""
-    if given or sentiment is None:
-        return [(t.theme, t.label) for t in given]
-    return [(t, sentiment.label) for t in themes]
-
-
-def _reanswer(event: FeedbackReclassifiedV1, stored: StoredFeedback, key: str) -> Answer:
-    p, up = event.payload, event.payload.update
-    contact = Contact.model_validate(stored.contact or {})
-    return Answer(
-        cause=event,
-        feedback_event_id=stored.feedback_event_id,
-        key=key,
-        score=stored.score,
-        band=stored.band,
-        store_id=stored.store_id,
-        channel=stored.channel,
-        comment=up.comment if "comment" in up.fields else stored.comment,
-        contact=(up.contact or Contact()) if "contact" in up.fields else contact,
-        consent=bool(up.consent_to_contact) if "consent_to_contact" in up.fields else stored.consent_to_contact,
-        locale=up.locale if "locale" in up.fields else stored.locale,
-        themes=list(p.themes),
-        flags=list(p.flags),
-        sentiment=p.sentiment.label if p.sentiment else None,
-        compound=p.sentiment.compound if p.sentiment else None,
-        theme_sentiments=_theme_sentiments(p.theme_sentiments, p.themes, p.sentiment),
-        requested=set(stored.requested),
-        rules_before=set(stored.rules),
-        case_id=stored.case_id,
-    )
-
-
-def feedback_row(a: Answer, event: FeedbackClassifiedV1) -> dict[str, Any]:
-    p = event.payload
-    return {
-        "feedback_event_id": a.feedback_event_id,
-        "tenant_id": a.tenant_id,
-        "customer_key": a.key,
-        "score": a.score,
-        "band": str(a.band),
-        "sentiment_label": str(p.sentiment.label) if p.sentiment else None,
-        "sentiment_compound": p.sentiment.compound if p.sentiment else None,
-        "themes": a.themes,
-        "flags": a.flags,
-        "comment": a.comment,
-        "store_id": a.store_id,
-        "channel": str(a.channel),
-        "occurred_at": event.occurred_at,
-        "theme_sentiments": [t.model_dump(mode="json") for t in p.theme_sentiments],
-        "language": p.language,
-        "locale": a.locale,
-        "contact": a.contact.model_dump(mode="json", exclude_none=True) or None,
-        "consent_to_contact": a.consent,
-    }
 
 
 class Batch:
@@ -460,15 +282,15 @@ async def handle_feedback(
     answers: dict[uuid.UUID, Answer] = {}
     for event, key in fresh:
         if isinstance(event, FeedbackClassifiedV1):
-            a = _answer(event, key)
+            a = answer_of(event, key)
             c = batch._customer(a)
             batch.apply(a, c, batch._journey(c, a), fresh=True)
             repo.add_feedback(feedback_row(a, event) | _decided(a))
         else:
             fid = event.payload.feedback_event_id
             if fid in answers:  # its answer came in this very batch
-                stored[fid] = _as_stored(answers[fid])
-            a = _reanswer(event, stored[fid], key)
+                stored[fid] = as_stored(answers[fid])
+            a = late_answer_of(event, stored[fid], key)
             c = batch._customer(a)
             batch.apply(a, c, Journey(c.previous_band, c.was_detractor, max(0, c.answers - 1)), fresh=False)
             p = event.payload
@@ -506,24 +328,3 @@ def _customer_id(
     if isinstance(event, FeedbackClassifiedV1):
         return event.payload.feedback.customer_id
     return None  # a late comment's customer is already known (or anonymous)
-
-
-def _as_stored(a: Answer) -> StoredFeedback:
-    return StoredFeedback(
-        feedback_event_id=a.feedback_event_id,
-        tenant_id=a.tenant_id,
-        customer_key=a.key,
-        score=a.score,
-        band=a.band,
-        store_id=a.store_id,
-        channel=a.channel,
-        comment=a.comment,
-        contact=a.contact.model_dump(mode="json", exclude_none=True),
-        consent_to_contact=a.consent,
-        locale=a.locale,
-        case_id=a.case_id,
-        requested=sorted(a.requested),
-        rules=sorted(a.rules_before),
-        themes=a.themes,
-        flags=a.flags,
-    )

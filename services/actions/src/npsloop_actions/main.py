@@ -23,7 +23,7 @@ from .api.customers import router as customers_router
 from .api.figures import router as figures_router
 from .config import ActionsSettings
 from .consumer import build_consumer
-from .handlers import Context
+from .context import Context
 from .models import SCHEMA, OutboxRow
 from .policy import load_policy
 from .sla import SlaMonitor

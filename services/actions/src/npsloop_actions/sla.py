@@ -37,7 +37,7 @@ from npsloop_schemas import (
     derive_id,
 )
 
-from .handlers import Context
+from .context import Context
 from .models import CaseRow
 from .repository import SqlActionsRepository
 
