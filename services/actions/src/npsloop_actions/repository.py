@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, insert, select, text, update
+from sqlalchemy import Table, case, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,12 @@ from npsloop_schemas import Band, CaseKind, CaseStatus, Channel, Envelope, seria
 from .models import CaseRow, CaseTimelineRow, CustomerRow, FeedbackRow, InboxRow, OutboxRow
 from .ports import CaseChange, CaseRef, Customer, OpenCase, OpenCaseRace, StoredFeedback
 
+FEEDBACK, CASES, TIMELINE = (
+    cast(Table, FeedbackRow.__table__),
+    cast(Table, CaseRow.__table__),
+    cast(Table, CaseTimelineRow.__table__),
+)
+CUSTOMERS, OUTBOX = cast(Table, CustomerRow.__table__), cast(Table, OutboxRow.__table__)
 OPEN_STATUSES = (str(CaseStatus.OPEN), str(CaseStatus.CONTACTED))
 
 
@@ -205,19 +211,22 @@ class SqlActionsRepository:
         self.outbox_added += 1
 
     async def flush(self) -> None:
-        """Send what was collected as bulk statements (parents before children)."""
+        """Send what was collected as bulk statements (parents before children).
+
+        Inserts go through Core tables: one multi-row statement per table, no ORM bookkeeping.
+        """
         if self._feedback:
-            stmt = pg_insert(FeedbackRow).on_conflict_do_nothing(index_elements=[FeedbackRow.feedback_event_id])
+            stmt = pg_insert(FEEDBACK).on_conflict_do_nothing(index_elements=[FEEDBACK.c.feedback_event_id])
             await self.session.execute(stmt, self._feedback)
         if self._cases:
             rows = sorted(self._cases, key=lambda r: (r["tenant_id"], r["customer_key"]))  # lock order: no deadlock
             opening = (
-                pg_insert(CaseRow)
+                pg_insert(CASES)
                 .on_conflict_do_nothing(
-                    index_elements=[CaseRow.tenant_id, CaseRow.customer_key],
+                    index_elements=[CASES.c.tenant_id, CASES.c.customer_key],
                     index_where=text("status IN ('open', 'contacted')"),
                 )
-                .returning(CaseRow.case_id)
+                .returning(CASES.c.case_id)
             )
             inserted = set((await self.session.execute(opening, rows)).scalars())
             if len(inserted) < len(rows):
@@ -229,10 +238,10 @@ class SqlActionsRepository:
         if self._case_updates:
             await self.session.execute(update(CaseRow), [{"case_id": k, **v} for k, v in self._case_updates.items()])
         if self._timeline:
-            await self.session.execute(insert(CaseTimelineRow), self._timeline)
+            await self.session.execute(insert(TIMELINE), self._timeline)
         if self._customers:
-            stmt = pg_insert(CustomerRow)
-            ex = stmt.excluded
+            stmt = pg_insert(CUSTOMERS)
+            ex, t = stmt.excluded, CUSTOMERS.c
             keep = {
                 "customer_key",
                 "tenant_id",
@@ -241,18 +250,16 @@ class SqlActionsRepository:
                 "surprise_reason",
                 "surprise_set_at",
             }
-            cols = {c.name: getattr(ex, c.name) for c in CustomerRow.__table__.columns if c.name not in keep}
+            cols: dict[str, Any] = {c.name: ex[c.name] for c in CUSTOMERS.columns if c.name not in keep}
             cols |= {
-                "surprise_pending": CustomerRow.surprise_pending | ex.surprise_pending,
-                "surprise_reason": case((ex.surprise_pending, ex.surprise_reason), else_=CustomerRow.surprise_reason),
-                "surprise_set_at": case((ex.surprise_pending, ex.surprise_set_at), else_=CustomerRow.surprise_set_at),
+                "surprise_pending": t.surprise_pending | ex.surprise_pending,
+                "surprise_reason": case((ex.surprise_pending, ex.surprise_reason), else_=t.surprise_reason),
+                "surprise_set_at": case((ex.surprise_pending, ex.surprise_set_at), else_=t.surprise_set_at),
             }
             rows = sorted(self._customers.values(), key=lambda r: r["customer_key"])
-            await self.session.execute(
-                stmt.on_conflict_do_update(index_elements=[CustomerRow.customer_key], set_=cols), rows
-            )
+            await self.session.execute(stmt.on_conflict_do_update(index_elements=[t.customer_key], set_=cols), rows)
         if self._outbox:
-            await self.session.execute(insert(OutboxRow), self._outbox)
+            await self.session.execute(insert(OUTBOX), self._outbox)
         self._feedback, self._cases, self._timeline, self._outbox = [], [], [], []
         self._feedback_updates, self._case_updates, self._customers = {}, {}, {}
 
