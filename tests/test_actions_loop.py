@@ -4,6 +4,7 @@ customer API, and a late comment on unknown feedback dead-lettered with its reas
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -69,6 +70,11 @@ async def test_journeys_one_case_per_customer_and_late_comments(loop: Loop, clie
     for fid, key in ((passive_id, "acme:quiet"), (ghost, "acme:ghost")):
         event = late_comment(fid, "the queue was endless")
         await loop.bus.publish(Topics.FEEDBACK_CLASSIFIED, serialize_event(event), key=key)
+    # and a version of the event nobody here knows
+    future = json.loads(serialize_event(late_comment(passive_id, "v2")))
+    await loop.bus.publish(
+        Topics.FEEDBACK_CLASSIFIED, json.dumps(future | {"schema_version": 2}).encode(), key="acme:v2"
+    )
 
     async def nurture_case() -> bool:
         return await scalar(loop, "SELECT count(*) FROM actions.cases WHERE kind = 'nurture'") == 1
@@ -94,9 +100,10 @@ async def test_journeys_one_case_per_customer_and_late_comments(loop: Loop, clie
     quiet = (await client.get("/v1/customers/quiet")).json()
     assert quiet["open_case"]["kind"] == "nurture" and quiet["next_visit"]["surprise_and_delight"] is True
 
-    dead = await read_topic(loop.bus, Topics.dlq(Topics.FEEDBACK_CLASSIFIED, "actions"), 1)
-    assert len(dead) == 1 and dead[0].key == b"acme:ghost"
-    assert b"unknown feedback" in (dead[0].header("npsloop-dlq-reason") or b"")
+    dead = {m.key: m for m in await read_topic(loop.bus, Topics.dlq(Topics.FEEDBACK_CLASSIFIED, "actions"), 2)}
+    assert set(dead) == {b"acme:ghost", b"acme:v2"}
+    assert b"unknown feedback" in (dead[b"acme:ghost"].header("npsloop-dlq-reason") or b"")
+    assert b"schema_version" in (dead[b"acme:v2"].header("npsloop-dlq-reason") or b"")
 
     # a recovery: the former detractor answers 10
     assert (await client.post("/v1/feedback", json=feedback_body(10, customer_id="angry"))).status_code == 202

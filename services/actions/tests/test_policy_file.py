@@ -78,3 +78,13 @@ def test_the_service_refuses_to_start_with_a_bad_policy(tmp_path: Path, database
         build(settings, MemoryBus())
     with pytest.raises(PolicyError, match="no such file"):
         build(settings.model_copy(update={"policy_file": str(tmp_path / "missing.toml")}), MemoryBus())
+
+
+def test_the_check_command_says_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from npsloop_actions.policy import main
+
+    assert main([]) == 0 and "ok: 4 rules" in capsys.readouterr().out
+    path = tmp_path / "p.toml"
+    path.write_text(GOOD.replace("callback_hours = 48", "callback_hours = -1"))
+    assert main([str(path)]) == 1
+    assert f"p.toml:{line_of(path.read_text(), 'callback_hours')}: sla.callback_hours" in capsys.readouterr().err

@@ -305,3 +305,21 @@ def load_policy(path: str | Path | None = None) -> Policy:
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{file}:0: not UTF-8 text ({exc.reason})") from None
     return parse_policy(text, str(file))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m npsloop_actions.policy [FILE]`: check a policy file as the service would at start."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        policy = load_policy(args[0] if args else None)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"ok: {len(policy.rules)} rules ({', '.join(r.id for r in policy.rules)}); SLA {policy.sla_fingerprint}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
