@@ -137,6 +137,7 @@ async def test_a_late_comment_updates_the_feedback_and_its_case_and_reruns_the_r
     assert await scalar(db, "SELECT comment FROM actions.feedback") == "the queue was awful"
     assert await scalar(db, "SELECT kind FROM actions.cases") == "nurture"  # the rules ran again
     assert kinds(await outbox(db)) == ["notification.requested:nurture_email", "case.opened:nurture"]
+    assert await scalar(db, "SELECT answers FROM actions.customers WHERE customer_key = 'acme:late'") == 1
 
     detractor = classified(3, customer="late2")
     late2 = reclassified(detractor, "and nobody helped", themes=[("staff", "negative", -0.8)], flags=["urgent"])

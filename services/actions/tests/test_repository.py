@@ -76,3 +76,16 @@ async def test_status_changes_in_bulk_and_a_rolled_back_batch_leaves_nothing(db:
     assert updates == ["case.updated:note_added", "case.updated:contacted"]  # an acknowledgement is no contact
     await run_status(db, statuses, ctx)  # redelivered: nothing new
     assert await scalar(db, "SELECT count(*) FROM actions.case_timeline") == 3
+
+
+async def test_a_sent_call_task_need_not_count_as_contact(db: Database, ctx: Context) -> None:
+    from npsloop_actions.policy import DEFAULT_POLICY, parse_policy
+
+    ctx.policy = parse_policy(
+        DEFAULT_POLICY.read_text().replace("call_task_counts_as_contact = true", "call_task_counts_as_contact = false")
+    )
+    await run_batch(db, keyed(classified(1)), ctx)
+    case_id = uuid.UUID(str(await scalar(db, "SELECT case_id FROM actions.cases")))
+    await run_status(db, [(status_for(case_id), "acme:c-1")], ctx)
+    assert await scalar(db, "SELECT status || ':' || (first_contacted_at IS NULL) FROM actions.cases") == "open:true"
+    assert [k for k in kinds(await outbox(db)) if k.startswith("case.updated")] == ["case.updated:note_added"]

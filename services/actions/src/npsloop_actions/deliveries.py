@@ -1,7 +1,8 @@
 """Delivery reports from the notifier on a case's timeline. No Kafka, no SQL.
 
 A sent call task is the case's contact (status `contacted`, the first one timed for the
-closed-loop figures); any other report (an acknowledgement sent, a failed or suppressed
+closed-loop figures) unless the policy's `call_task_counts_as_contact` is false, when only a
+contact recorded through the API counts; any other report (an acknowledgement sent, a failed or suppressed
 delivery) is a timeline entry and a `note_added`.
 """
 
@@ -36,7 +37,11 @@ async def handle_status(
     for event, _ in reports:
         s = event.payload
         assert s.case_id is not None
-        contacted = s.kind is NotificationKind.CALL_TASK and s.status is DeliveryStatus.SENT
+        contacted = (
+            s.kind is NotificationKind.CALL_TASK
+            and s.status is DeliveryStatus.SENT
+            and ctx.policy.sla.call_task_counts_as_contact
+        )
         detail = {"kind": str(s.kind), "status": str(s.status), "reason": s.reason or ""}
         changes.append(CaseChange(s.case_id, f"delivery_{s.status}", contacted, now, detail))
     known = await repo.mark_cases(changes)

@@ -32,7 +32,7 @@ from npsloop_schemas import (
 from .answers import Answer, Journey, answer_of, as_stored, feedback_row, late_answer_of
 from .context import Context
 from .policy import Facts, matching, priority_of
-from .ports import ActionsRepository, Customer, OpenCase, StoredFeedback
+from .ports import ActionsRepository, Customer, OpenCase
 
 __all__ = ["Context", "first_time", "handle_feedback"]
 
@@ -277,7 +277,7 @@ async def handle_feedback(
     fresh = await first_time(known, repo)
     if not fresh:
         return refused
-    tenant_keys = list({key: (e.tenant_id, key, _customer_id(e, stored)) for e, key in fresh}.values())
+    tenant_keys = list({key: (e.tenant_id, key, _customer_id(e, key)) for e, key in fresh}.values())
     batch = Batch(repo, ctx, await repo.customers(tenant_keys))
     answers: dict[uuid.UUID, Answer] = {}
     for event, key in fresh:
@@ -322,9 +322,9 @@ def _decided(a: Answer) -> dict[str, Any]:
     return {"case_id": a.case_id, "requested": sorted(a.requested), "rules": sorted(a.rules_before)}
 
 
-def _customer_id(
-    event: FeedbackClassifiedV1 | FeedbackReclassifiedV1, stored: dict[uuid.UUID, StoredFeedback]
-) -> str | None:
+def _customer_id(event: FeedbackClassifiedV1 | FeedbackReclassifiedV1, key: str) -> str | None:
+    """The retailer's customer id; a late comment carries none, its key (`tenant:customer_id`) does."""
     if isinstance(event, FeedbackClassifiedV1):
         return event.payload.feedback.customer_id
-    return None  # a late comment's customer is already known (or anonymous)
+    tenant, _, rest = key.partition(":")
+    return None if tenant != event.tenant_id or not rest or rest.startswith("anon:") else rest

@@ -84,6 +84,10 @@ class Sla(_Strict):
     day_end: str = "24:00"
     escalation: list[Step] = Field(default_factory=lambda: list(STEPS), min_length=1)
     escalate_every_hours: float = Field(default=24, gt=0)
+    call_task_counts_as_contact: bool = Field(
+        default=True,
+        description="A call task handed to the call center stops the clock; false: only a recorded contact.",
+    )
 
     @field_validator("day_start", "day_end")
     @classmethod
