@@ -8,9 +8,27 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-from npsloop_schemas import Contact, FeedbackReceivedPayloadV1, FeedbackReceivedV1, customer_key, utcnow
+from npsloop_schemas import (
+    Contact,
+    FeedbackReceivedPayloadV1,
+    FeedbackReceivedV1,
+    FeedbackUpdatedPayloadV1,
+    FeedbackUpdatedV1,
+    customer_key,
+    derive_id,
+    utcnow,
+)
 from npsloop_schemas.events import Email, Phone
 
 #: What a text may not hold: NUL and other control characters (tabs and newlines are fine) and
@@ -124,3 +142,46 @@ def check_scope(body: FeedbackIn, tenant_id: str, stores: frozenset[str] | None)
 def key_of(event: FeedbackReceivedV1) -> str:
     """The message key: the customer, so that one customer's events stay in order."""
     return customer_key(event.tenant_id, event.payload.customer_id, event.event_id)
+
+
+class FeedbackPatchIn(BaseModel):
+    """A late change to an answer already accepted: a comment sent after the score, a corrected
+    contact or locale, or withdrawn consent. Only the fields sent change; `null` clears one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    comment: Comment | None = None
+    contact: ContactIn | None = None
+    locale: Locale | None = None
+    consent_to_contact: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> FeedbackPatchIn:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of comment, contact, locale, consent_to_contact")
+        if "consent_to_contact" in self.model_fields_set and self.consent_to_contact is None:
+            raise ValueError("consent_to_contact must be true or false")
+        return self
+
+
+def update_event_id(feedback_event_id: uuid.UUID, digest: str) -> uuid.UUID:
+    """The same change to the same answer is the same event: a retried PATCH publishes nothing new."""
+    return derive_id(f"feedback.updated:{digest}", feedback_event_id)
+
+
+def to_update_event(
+    patch: FeedbackPatchIn, feedback_event_id: uuid.UUID, digest: str, source: str, tenant_id: str
+) -> FeedbackUpdatedV1:
+    fields = sorted(patch.model_fields_set)
+    payload = FeedbackUpdatedPayloadV1.model_validate(
+        {"feedback_event_id": feedback_event_id, "fields": fields, **patch.model_dump(include=set(fields))}
+    )
+    return FeedbackUpdatedV1(
+        event_id=update_event_id(feedback_event_id, digest),
+        occurred_at=utcnow(),
+        tenant_id=tenant_id,
+        source=source,
+        correlation_id=feedback_event_id,  # the answer's journey: its correlation id is its event id
+        causation_id=feedback_event_id,
+        payload=payload,
+    )
