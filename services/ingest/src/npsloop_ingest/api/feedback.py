@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from npsloop_platform.access.http import SourceDep
 from npsloop_platform.access.keys import Principal
@@ -21,7 +21,7 @@ from npsloop_platform.http_edge import StrictJsonRoute, clean_errors
 from npsloop_schemas import Envelope, FeedbackReceivedV1, Topics, serialize_event
 
 from ..config import IngestSettings
-from ..handlers import FeedbackIn, OutOfScope, check_scope, key_of, to_event
+from ..handlers import FEEDBACK_EXAMPLES, FeedbackIn, OutOfScope, check_scope, key_of, to_event
 from ..idempotency import Claim, IdempotencyStore, Item, body_hash, event_id_for
 from ..ratelimit import RateLimiter
 
@@ -124,6 +124,16 @@ def unavailable(settings: IngestSettings, event_ids: list[str]) -> JSONResponse:
     status_code=202,
     response_model=Accepted,
     responses={
+        202: {
+            "description": "Kafka has durably written the answer.",
+            "links": {
+                "UpdateFeedback": {
+                    "operationId": "patch_feedback_v1_feedback__event_id__patch",
+                    "parameters": {"event_id": "$response.body#/event_id"},
+                    "description": "A late comment for this answer.",
+                }
+            },
+        },
         200: {"description": "A repeat of a body already accepted: `status` is `duplicate`; nothing was published."},
         401: {"description": "No API key, a malformed header, or a wrong or revoked key."},
         403: {"description": "The key may not post this: wrong role, another tenant, or a store outside its scope."},
@@ -180,6 +190,8 @@ def _answer(status: int, body: BaseModel, headers: dict[str, str]) -> Response:
 
 
 class BatchIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": FEEDBACK_EXAMPLES}]})
+
     # Items are checked one by one (list[Any] here), so that a bad one never rejects the good ones.
     items: list[Any] = Field(
         min_length=1,
