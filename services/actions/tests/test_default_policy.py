@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from npsloop_actions.handlers import Context
 from npsloop_actions.policy import DEFAULT_POLICY, parse_policy
+from npsloop_actions.testing import (  # noqa: F401 (fixtures)
+    classified,
+    clock_fixture,
+    ctx_fixture,
+    db_fixture,
+    keyed,
+    kinds,
+    outbox,
+    rows,
+    run_batch,
+    scalar,
+)
 from npsloop_platform.db import Database
 from npsloop_schemas import CaseOpenedV1, NotificationRequestedV1, derive_id
-
-from .factory import classified, keyed, kinds, outbox, rows, run_batch, scalar
 
 
 async def test_a_detractor_opens_a_callback_case_asks_for_a_call_and_acknowledges(db: Database, ctx: Context) -> None:

@@ -8,11 +8,22 @@ import uuid
 from npsloop_actions.consumer import transient
 from npsloop_actions.handlers import Context
 from npsloop_actions.queries import Scope, get_customer, record_visit
+from npsloop_actions.testing import (  # noqa: F401 (fixtures)
+    classified,
+    clock_fixture,
+    ctx_fixture,
+    db_fixture,
+    keyed,
+    kinds,
+    outbox,
+    reclassified,
+    rows,
+    run_batch,
+    scalar,
+)
 from npsloop_platform.db import Database
 from npsloop_platform.retry import retrying
 from npsloop_schemas import CaseUpdatedV1
-
-from .factory import classified, keyed, kinds, outbox, reclassified, rows, run_batch, scalar
 
 OPEN = "SELECT count(*) FROM actions.cases WHERE status IN ('open', 'contacted')"
 

@@ -6,6 +6,18 @@ import uuid
 from datetime import UTC, datetime
 
 from npsloop_actions.handlers import Context
+from npsloop_actions.testing import (  # noqa: F401 (fixtures)
+    classified,
+    clock_fixture,
+    ctx_fixture,
+    db_fixture,
+    keyed,
+    kinds,
+    outbox,
+    run_batch,
+    run_status,
+    scalar,
+)
 from npsloop_platform.db import Database
 from npsloop_schemas import (
     DeliveryStatus,
@@ -13,8 +25,6 @@ from npsloop_schemas import (
     NotificationStatusPayloadV1,
     NotificationStatusV1,
 )
-
-from .factory import classified, keyed, kinds, outbox, run_batch, run_status, scalar
 
 
 def status_for(

@@ -10,11 +10,20 @@ from pathlib import Path
 from npsloop_actions.handlers import Context
 from npsloop_actions.policy import DEFAULT_POLICY, parse_policy
 from npsloop_actions.sla import SlaMonitor
+from npsloop_actions.testing import (  # noqa: F401 (fixtures)
+    Clock,
+    classified,
+    clock_fixture,
+    db_fixture,
+    keyed,
+    kinds,
+    outbox,
+    run_batch,
+    scalar,
+)
 from npsloop_platform.db import Database
 from npsloop_platform.stores import StoreDirectory, load_stores
 from npsloop_schemas import CaseSlaBreachedV1, CaseSlaWarningV1
-
-from .factory import Clock, classified, keyed, kinds, outbox, run_batch, scalar
 
 STORES = """
 [regions.north]

@@ -1,4 +1,5 @@
-"""Events and a batch runner for the actions tests: real PostgreSQL, one unit of work per batch."""
+"""Test helpers for actions (like `npsloop_platform.testing`): events, fixtures and a batch runner on
+real PostgreSQL, one unit of work per batch. Imported by tests only."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from npsloop_schemas import (
     parse_event,
 )
 
-MIGRATIONS = Path(__file__).parents[1] / "src" / "npsloop_actions" / "migrations"
+MIGRATIONS = Path(__file__).parent / "migrations"
 MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday, no holiday in DE
 
 
@@ -49,8 +50,8 @@ class Clock:
         self.now += timedelta(**kw)
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
+@pytest.fixture(name="db")
+async def db_fixture(database_url: str) -> AsyncIterator[Database]:
     await migrate(database_url, MIGRATIONS, SCHEMA)
     database = Database(database_url)
     try:
@@ -59,13 +60,13 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         await database.stop()
 
 
-@pytest.fixture
-def clock() -> Clock:
+@pytest.fixture(name="clock")
+def clock_fixture() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def ctx(clock: Clock) -> Context:
+@pytest.fixture(name="ctx")
+def ctx_fixture(clock: Clock) -> Context:
     return Context(load_policy(), source="actions", clock=clock)
 
 
@@ -190,7 +191,7 @@ async def outbox(db: Database) -> list[Envelope]:
 def kinds(events: Sequence[Envelope]) -> list[str]:
     out = []
     for e in events:
-        kind = getattr(e.payload, "kind", None)
-        change = getattr(e.payload, "change", None)
+        payload = getattr(e, "payload", None)
+        kind, change = getattr(payload, "kind", None), getattr(payload, "change", None)
         out.append(f"{e.event_type}:{kind or change or ''}")
     return out

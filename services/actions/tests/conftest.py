@@ -1,3 +1,0 @@
-from .factory import clock, ctx, db
-
-__all__ = ["clock", "ctx", "db"]
