@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from sqlalchemy import text
+
 from npsloop_actions.consumer import transient
 from npsloop_actions.handlers import Context
 from npsloop_actions.queries import Scope, get_customer, record_visit
@@ -166,3 +168,19 @@ async def test_a_late_comment_on_unknown_feedback_is_refused_and_not_claimed(db:
     refused = await run_batch(db, [(ghost, "acme:c-1"), *keyed(good)], ctx)
     assert len(refused) == 1 and refused[0][0] == 0 and "unknown feedback" in refused[0][1]
     assert await scalar(db, "SELECT count(*) FROM actions.inbox") == 1  # the good one only
+
+
+async def test_a_late_comment_on_a_resolved_case_updates_it_without_reopening(db: Database, ctx: Context) -> None:
+    detractor = classified(2, customer="done")
+    await run_batch(db, keyed(detractor), ctx)
+    async with db.session() as session, session.begin():
+        await session.execute(text("UPDATE actions.cases SET status = 'resolved'"))
+    late = reclassified(detractor, "and the till was broken", themes=[("checkout_payment", "negative", -0.5)])
+    await run_batch(db, [(late, "acme:done")], ctx)
+    events = await outbox(db)
+    assert kinds(events)[-1] == "case.updated:feedback_updated"
+    assert isinstance(events[-1], CaseUpdatedV1) and events[-1].payload.status == "resolved"
+    assert (
+        await scalar(db, "SELECT status || ':' || (themes ? 'checkout_payment') FROM actions.cases") == "resolved:true"
+    )
+    assert await scalar(db, "SELECT count(*) FROM actions.cases") == 1

@@ -20,7 +20,7 @@ from npsloop_schemas import (
 )
 
 from .policy import Facts
-from .ports import Customer, StoredFeedback
+from .ports import Customer, OpenCase, StoredFeedback
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Answer:
     requested: set[str] = field(default_factory=set)
     rules_before: set[str] = field(default_factory=set)
     case_id: uuid.UUID | None = None
+    own_case: OpenCase | None = None  # a late comment's: the case its answer opened or joined
 
     @property
     def tenant_id(self) -> str:
@@ -137,6 +138,7 @@ def late_answer_of(event: FeedbackReclassifiedV1, stored: StoredFeedback, key: s
         requested=set(stored.requested),
         rules_before=set(stored.rules),
         case_id=stored.case_id,
+        own_case=stored.case,
     )
 
 

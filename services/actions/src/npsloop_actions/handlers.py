@@ -149,6 +149,8 @@ class Batch:
             case_id = case.case_id
         elif case is not None:
             allow_case_bound = self._refresh(a, case, outcome.case, facts)
+        elif a.own_case is not None:  # its case is resolved or closed: updated, never reopened here
+            self._refresh(a, a.own_case, None, facts)
         elif outcome.case is not None and case_id is None:
             case = self._open(a, c, outcome.case, facts)
             case_id, allow_case_bound = case.case_id, True

@@ -82,6 +82,7 @@ class StoredFeedback:
     rules: list[str]
     themes: list[str]
     flags: list[str]
+    case: OpenCase | None = None  # the case it opened or joined, in whatever status
 
 
 @dataclass(frozen=True)

@@ -110,9 +110,15 @@ class SqlActionsRepository:
         return out
 
     async def stored_feedback(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredFeedback]:
-        rows = await self.session.execute(select(FeedbackRow).where(FeedbackRow.feedback_event_id.in_(list(ids))))
-        return {
-            r.feedback_event_id: StoredFeedback(
+        """The answers, each with the case it opened or joined (whatever that case's status now)."""
+        stmt = (
+            select(FeedbackRow, CaseRow)
+            .outerjoin(CaseRow, CaseRow.case_id == FeedbackRow.case_id)
+            .where(FeedbackRow.feedback_event_id.in_(list(ids)))
+        )
+        out = {}
+        for r, own in (await self.session.execute(stmt)).all():
+            out[r.feedback_event_id] = StoredFeedback(
                 r.feedback_event_id,
                 r.tenant_id,
                 r.customer_key,
@@ -129,9 +135,9 @@ class SqlActionsRepository:
                 list(r.rules),
                 list(r.themes),
                 list(r.flags),
+                _open_case(own) if own is not None else None,
             )
-            for r in rows.scalars()
-        }
+        return out
 
     def add_feedback(self, row: dict[str, Any]) -> None:
         self._feedback.append(_clean(row))
@@ -262,6 +268,19 @@ class SqlActionsRepository:
             await self.session.execute(insert(OUTBOX), self._outbox)
         self._feedback, self._cases, self._timeline, self._outbox = [], [], [], []
         self._feedback_updates, self._case_updates, self._customers = {}, {}, {}
+
+
+def _open_case(row: CaseRow) -> OpenCase:
+    return OpenCase(
+        row.case_id,
+        CaseKind(row.kind),
+        CaseStatus(row.status),
+        Band(row.segment),
+        row.priority,
+        row.store_id,
+        list(row.themes),
+        list(row.flags),
+    )
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
