@@ -88,3 +88,8 @@ def test_the_check_command_says_what_is_wrong(tmp_path: Path, capsys: pytest.Cap
     path.write_text(GOOD.replace("callback_hours = 48", "callback_hours = -1"))
     assert main([str(path)]) == 1
     assert f"p.toml:{line_of(path.read_text(), 'callback_hours')}: sla.callback_hours" in capsys.readouterr().err
+
+
+def test_the_kubernetes_copy_is_a_valid_policy() -> None:
+    deployed = Path(__file__).parents[3] / "deploy" / "k8s" / "actions-policy.toml"
+    assert load_policy(deployed).rules == load_policy().rules
