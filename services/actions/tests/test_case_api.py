@@ -139,6 +139,10 @@ async def test_filters_paging_and_scope(mem_loop: Loop, http: httpx.AsyncClient)
     assert (await listed(admin, kind="callback", store_id="berlin-1"))["total"] == 3
     assert (await listed(admin, min_priority=60))["total"] == 3
     assert (await listed(admin, overdue="true"))["total"] == 0
+    by_priority = [c["priority"] for c in (await listed(admin, sort="priority"))["cases"]]
+    assert by_priority == sorted(by_priority, reverse=True) and len(set(by_priority)) == 2  # the nurture case last
+    due = [c["sla_due_at"] for c in (await listed(admin, sort="due"))["cases"]]
+    assert due == sorted(due)
     page = await listed(admin, limit=2)
     assert len(page["cases"]) == 2 and page["next_offset"] == 2
     rest = await listed(admin, limit=2, offset=2)

@@ -87,6 +87,7 @@ class CaseFilter:
     min_priority: int | None = None
     assignee: str | None = None
     overdue: bool | None = None
+    sort: str = "newest"
 
 
 async def list_cases(
@@ -109,7 +110,12 @@ async def list_cases(
         where.append(late if f.overdue else or_(~late, CaseRow.sla_due_at.is_(None)))
     stmt: Select[Any] = select(CaseRow).where(*where)
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(stmt.order_by(CaseRow.opened_at.desc(), CaseRow.case_id).limit(limit).offset(offset))
+    order = {
+        "newest": (CaseRow.opened_at.desc(),),
+        "priority": (CaseRow.priority.desc(), CaseRow.opened_at),
+        "due": (CaseRow.sla_due_at.asc().nulls_last(), CaseRow.priority.desc()),
+    }[f.sort]
+    rows = await session.execute(stmt.order_by(*order, CaseRow.case_id).limit(limit).offset(offset))
     return [case_view(r, now) for r in rows.scalars()], int(total)
 
 

@@ -62,7 +62,7 @@ class ReopenBody(_Body):
     note: Text | None = None
 
 
-@router.get("/cases", summary="Cases of your tenant (and stores), newest first, filtered and paged.")
+@router.get("/cases", summary="Cases of your tenant (and stores), filtered, sorted and paged.")
 async def get_cases(
     db: DbDep,
     principal: ReaderDep,
@@ -75,11 +75,14 @@ async def get_cases(
     min_priority: int | None = Query(None, ge=0, le=100),
     assignee: str | None = Query(None, min_length=1, max_length=128),
     overdue: bool | None = Query(None, description="true: open, not contacted, past its SLA."),
+    sort: Literal["newest", "priority", "due"] = Query(
+        "newest", description="newest first, most urgent, or due first."
+    ),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> dict[str, Any]:
     scope = scope_of(principal, tenant_id, store_id)
-    f = CaseFilter(store_id, status, segment, kind, min_priority, assignee, overdue)
+    f = CaseFilter(store_id, status, segment, kind, min_priority, assignee, overdue, sort)
     async with db.session() as session:
         cases, total = await list_cases(session, scope, f, ctx.clock(), limit, offset)
     more = offset + len(cases) < total
