@@ -3,6 +3,7 @@ real PostgreSQL, one unit of work per batch. Imported by tests only."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,14 @@ from npsloop_actions.deliveries import handle_status
 from npsloop_actions.handlers import Context, handle_feedback
 from npsloop_actions.models import SCHEMA
 from npsloop_actions.policy import load_policy
+from npsloop_actions.ports import CaseChange, CaseRef, Customer, OpenCase, StoredFeedback
 from npsloop_actions.repository import SqlActionsRepository
 from npsloop_platform.db import Database, migrate
 from npsloop_platform.uow import SqlUnitOfWork
 from npsloop_schemas import (
+    Band,
+    CaseKind,
+    CaseStatus,
     Contact,
     Envelope,
     FeedbackClassifiedPayloadV1,
@@ -195,3 +200,66 @@ def kinds(events: Sequence[Envelope]) -> list[str]:
         kind, change = getattr(payload, "kind", None), getattr(payload, "change", None)
         out.append(f"{e.event_type}:{kind or change or ''}")
     return out
+
+
+class FakeActionsRepository:
+    """The ActionsRepository port in memory, for handler tests without a database."""
+
+    def __init__(self) -> None:
+        self.inbox: set[uuid.UUID] = set()
+        self.feedback: dict[uuid.UUID, dict[str, Any]] = {}
+        self.cases: dict[uuid.UUID, dict[str, Any]] = {}
+        self.timeline: list[tuple[uuid.UUID, str]] = []
+        self.journeys: dict[str, Customer] = {}
+        self.outbox: list[tuple[Envelope, str]] = []
+
+    async def claim_inbox(self, events: Sequence[Envelope]) -> set[uuid.UUID]:
+        fresh = {e.event_id for e in events} - self.inbox
+        self.inbox |= fresh
+        return fresh
+
+    async def customers(self, tenant_keys: Sequence[tuple[str, str, str | None]]) -> dict[str, Customer]:
+        out = {}
+        for tenant, key, cid in tenant_keys:
+            c = copy.deepcopy(self.journeys.get(key)) or Customer(key, tenant, cid)
+            c.surprise_set_now, c.changed = False, False
+            c.open_case = next(
+                (
+                    OpenCase(
+                        r["case_id"], CaseKind(r["kind"]), CaseStatus(r["status"]), Band(r["segment"]),
+                        r["priority"], r["store_id"], list(r["themes"]), list(r["flags"]),
+                    )
+                    for r in self.cases.values()
+                    if r["customer_key"] == key and r["status"] in ("open", "contacted")
+                ),
+                None,
+            )  # fmt: skip
+            out[key] = c
+        return out
+
+    async def stored_feedback(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredFeedback]:
+        return {}  # late comments are tested on PostgreSQL
+
+    def add_feedback(self, row: dict[str, Any]) -> None:
+        self.feedback[row["feedback_event_id"]] = dict(row)
+
+    def update_feedback(self, feedback_event_id: uuid.UUID, values: dict[str, Any]) -> None:
+        self.feedback[feedback_event_id].update(values)
+
+    def open_case(self, row: dict[str, Any]) -> None:
+        self.cases[row["case_id"]] = dict(row)
+
+    def update_case(self, case_id: uuid.UUID, values: dict[str, Any]) -> None:
+        self.cases[case_id].update(values)
+
+    def add_timeline(self, case_id: uuid.UUID, entry: str, detail: dict[str, Any], actor: str | None = None) -> None:
+        self.timeline.append((case_id, entry))
+
+    def save_customer(self, customer: Customer) -> None:
+        self.journeys[customer.customer_key] = copy.deepcopy(customer)
+
+    async def mark_cases(self, changes: Sequence[CaseChange]) -> dict[uuid.UUID, CaseRef]:
+        return {}
+
+    def add_outbox(self, event: Envelope, key: str) -> None:
+        self.outbox.append((event, key))
