@@ -38,7 +38,7 @@ test-fast: install ## Only the tests that need no Kafka broker
 
 lint: install ## ruff and mypy (strict)
 	$(UV) run --frozen ruff check .
-	$(UV) run --frozen mypy $(addprefix -p ,npsloop_schemas npsloop_platform npsloop_ingest npsloop_classifier npsloop_actions npsloop_notifier npsloop)
+	$(UV) run --frozen mypy $(addprefix -p ,npsloop_schemas npsloop_platform npsloop_ingest npsloop_classifier npsloop_actions npsloop_notifier npsloop_reporting npsloop)
 
 schemas: install ## Export JSON Schema per event and the AsyncAPI document to schemas/
 	$(UV) run --frozen python -m npsloop_schemas.export schemas/jsonschema
