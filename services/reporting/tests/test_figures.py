@@ -32,8 +32,9 @@ async def seed(db: Database, stores: StoreDirectory) -> None:
         # W47 berlin-1: 50 P (10 of them on the web), 30 passives, 20 D (10 naming the queue)
         *answers(W47, 40, 30, 10),
         *answers(W47 + timedelta(hours=5), 10, 0, 0, channel="web"),
-        *answers(W47 + timedelta(hours=6), 0, 0, 10, comment="The queue was endless",
-                 themes=[("queue", "negative", -0.6)]),
+        *answers(
+            W47 + timedelta(hours=6), 0, 0, 10, comment="The queue was endless", themes=[("queue", "negative", -0.6)]
+        ),
         # W46 berlin-1: 30 P, 30 passives, 40 D
         *answers(W46, 30, 30, 40),
         # W45 hamburg-2: 10 answers only
@@ -124,14 +125,28 @@ async def test_store_region_channel_and_theme(db: Database, stores: StoreDirecto
     assert [(g["theme"], g["n"], g["detractors"]) for g in by_theme] == [("queue", 10, 10)]
     assert [(g["region"], g["n"]) for g in by_region] == [("north", 210)]
     assert dict(dist) == {0: 0, 1: 0, 2: 0, 3: 20, 4: 0, 5: 0, 6: 0, 7: 0, 8: 30, 9: 0, 10: 50}
-    assert th == [{"theme": "queue", "mentions": 10, "previous": 0, "change": 10, "positive": 0, "neutral": 0,
-                   "negative": 10, "compound": -0.6, "detractors": 10}]
+    assert th == [
+        {
+            "theme": "queue",
+            "mentions": 10,
+            "previous": 0,
+            "change": 10,
+            "positive": 0,
+            "neutral": 0,
+            "negative": 10,
+            "compound": -0.6,
+            "detractors": 10,
+        }
+    ]
 
 
 async def test_weeks_are_the_stores_own(db: Database, stores: StoreDirectory) -> None:
     sunday_night_utc = datetime(2026, 11, 22, 20, tzinfo=UTC)  # Monday 05:00 in Tokyo, Sunday 21:00 in Berlin
-    await fold_into(db, stores, [classified(sunday_night_utc, 10, store="tokyo-1"),
-                                 classified(sunday_night_utc, 0, store="berlin-1")])
+    await fold_into(
+        db,
+        stores,
+        [classified(sunday_night_utc, 10, store="tokyo-1"), classified(sunday_night_utc, 0, store="berlin-1")],
+    )
     async with db.session() as s:
         (tokyo47,) = await nps_series(s, Scope("acme", store_id="tokyo-1"), week("2026-W47"))
         (tokyo48,) = await nps_series(s, Scope("acme", store_id="tokyo-1"), week("2026-W48"))

@@ -19,7 +19,9 @@ class ReportingSettings(DatabaseSettings):
     session_secret: SecretStr | None = Field(
         default=None, description="Signs dashboard sessions (shared by replicas); random per start when unset."
     )
-    digest_enabled: bool = Field(default=True, description="Send the Monday 08:00 digest to the store directory's recipients.")
+    digest_enabled: bool = Field(
+        default=True, description="Send the Monday 08:00 digest to the store directory's recipients."
+    )
     digest_poll_s: float = Field(default=60.0, gt=0, description="How often the digest scheduler looks at the clock.")
     digest_hour: int = Field(default=8, ge=0, le=23, description="Local hour on Monday when the digest goes out.")
     smtp_host: str = "127.0.0.1"

@@ -317,5 +317,8 @@ async def known_region(session: AsyncSession, tenant_id: str, region: str) -> bo
 async def stores_seen(session: AsyncSession, scope: Scope) -> list[tuple[str, str | None]]:
     """(store_id, region) of every store with answers in the scope, for the dashboard's filters."""
     where, params = Scope(scope.tenant_id, scope.key_stores).where()
-    sql = f"SELECT DISTINCT r.store_id, r.region FROM reporting.responses r WHERE {where} AND r.store_id IS NOT NULL ORDER BY 1"
+    sql = (
+        "SELECT DISTINCT r.store_id, r.region FROM reporting.responses r "
+        f"WHERE {where} AND r.store_id IS NOT NULL ORDER BY 1"
+    )
     return [(r.store_id, r.region) for r in (await session.execute(text(sql), params)).all()]

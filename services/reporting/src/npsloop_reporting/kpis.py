@@ -27,10 +27,10 @@ SELECT CAST(date_trunc('week', c.opened_local) AS date) AS week, coalesce(c.stor
     count(*) AS detractor_cases,
     count(*) FILTER (WHERE c.first_contact_at IS NOT NULL AND c.first_contact_at <= c.sla_due_at) AS within_sla,
     count(c.first_contact_at) AS contacted,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM c.first_contact_at - c.opened_at) / 3600) AS ttfc_p50,
-    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM c.first_contact_at - c.opened_at) / 3600) AS ttfc_p90,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM c.resolved_at - c.opened_at) / 3600) AS ttr_p50,
-    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM c.resolved_at - c.opened_at) / 3600) AS ttr_p90,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY {ttfc}) AS ttfc_p50,
+    percentile_cont(0.9) WITHIN GROUP (ORDER BY {ttfc}) AS ttfc_p90,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY {ttr}) AS ttr_p50,
+    percentile_cont(0.9) WITHIN GROUP (ORDER BY {ttr}) AS ttr_p90,
     count(*) FILTER (WHERE c.outcome ILIKE 'recovered%' OR EXISTS (
         SELECT 1 FROM reporting.responses later
         WHERE later.tenant_id = c.tenant_id AND later.customer_key = c.customer_key
@@ -40,7 +40,9 @@ SELECT CAST(date_trunc('week', c.opened_local) AS date) AS week, coalesce(c.stor
 FROM reporting.cases c
 WHERE {where} AND c.segment = 'detractor' AND c.opened_local >= :start AND c.opened_local < :end
 GROUP BY 1, 2
-"""
+""".replace("{ttfc}", "extract(epoch FROM c.first_contact_at - c.opened_at) / 3600").replace(
+    "{ttr}", "extract(epoch FROM c.resolved_at - c.opened_at) / 3600"
+)
 
 _PASSIVES = """
 SELECT CAST(date_trunc('week', r.local_at) AS date) AS week, coalesce(r.store_id, '') AS store,

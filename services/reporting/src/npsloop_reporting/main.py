@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from npsloop_platform.access import MIGRATIONS as ACCESS_MIGRATIONS
 from npsloop_platform.access import SCHEMA as ACCESS_SCHEMA
 from npsloop_platform.access import KeyStore
-from npsloop_platform.app import ServiceParts, create_service_app
+from npsloop_platform.app import Component, ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
 from npsloop_platform.stores import load_stores
@@ -20,9 +20,9 @@ from .api.dashboard import router as dashboard_router
 from .api.reports import router as reports_router
 from .config import ReportingSettings
 from .consumer import MIGRATIONS, build_consumer
-from .digest import DigestScheduler
 from .mailer import mailer_for
 from .models import SCHEMA
+from .scheduler import DigestScheduler
 
 
 def utc_now() -> datetime:
@@ -41,7 +41,7 @@ def build(
     consumer = build_consumer(settings, bus, db, stores)
     own_keys = keys is None
     keys = keys or KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
-    components = [db] if own_keys else []
+    components: list[Component] = [db] if own_keys else []
     if own_keys:
         components += [Migrations(settings.dsn, ACCESS_MIGRATIONS, ACCESS_SCHEMA), keys]
     scheduler = DigestScheduler(settings, db, stores, mailer_for(settings), clock=clock)

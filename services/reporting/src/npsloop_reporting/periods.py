@@ -127,6 +127,4 @@ def parse_period(kind: str, when: str | None, today: date) -> Period:
     try:
         return Period.containing(k, date.fromisoformat(text))
     except ValueError:
-        raise PeriodError(
-            f"{text!r} is not a date; write 2026-11-23, 2026-W47, 2026-11, 2026-Q4 or 2026"
-        ) from None
+        raise PeriodError(f"{text!r} is not a date; write 2026-11-23, 2026-W47, 2026-11, 2026-Q4 or 2026") from None

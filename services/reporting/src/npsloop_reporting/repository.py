@@ -42,7 +42,8 @@ ON CONFLICT (case_id) DO UPDATE SET
     reason = coalesce(excluded.reason, c.reason),
     comment = coalesce(excluded.comment, c.comment),
     status = CASE WHEN excluded.status_at IS NOT NULL AND (c.status_at IS NULL OR excluded.status_at >= c.status_at)
-                       AND NOT (c.status = 'closed' AND excluded.status <> 'closed' AND excluded.status_at = c.status_at)
+                       AND NOT (c.status = 'closed' AND excluded.status <> 'closed'
+                                AND excluded.status_at = c.status_at)
                   THEN excluded.status ELSE c.status END,
     status_at = greatest(c.status_at, excluded.status_at),
     opened_at = coalesce(excluded.opened_at, c.opened_at),
@@ -116,11 +117,21 @@ class SqlReportingRepository:
             if self._themes:
                 await s.execute(pg_insert(ResponseThemeRow).on_conflict_do_nothing(), self._themes)
             pending = (
-                await s.execute(delete(PendingTextRow).where(PendingTextRow.feedback_event_id.in_(ids)).returning(PendingTextRow))
-            ).scalars().all()
+                (
+                    await s.execute(
+                        delete(PendingTextRow)
+                        .where(PendingTextRow.feedback_event_id.in_(ids))
+                        .returning(PendingTextRow)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             for p in pending:
                 themes = [(t[0], t[1], t[2]) for t in json.loads(p.themes)]
-                text_ = Text(p.feedback_event_id, p.text_at, p.comment, p.language, p.sentiment, themes, p.comment is not None)
+                text_ = Text(
+                    p.feedback_event_id, p.text_at, p.comment, p.language, p.sentiment, themes, p.comment is not None
+                )
                 self._texts.insert(0, ("", text_))
         for _tenant, t in self._texts:
             await self._apply_text(t)
@@ -160,7 +171,9 @@ class SqlReportingRepository:
             values["comment"] = t.comment
         from sqlalchemy import update
 
-        await s.execute(update(ResponseRow).where(ResponseRow.feedback_event_id == t.feedback_event_id).values(**values))
+        await s.execute(
+            update(ResponseRow).where(ResponseRow.feedback_event_id == t.feedback_event_id).values(**values)
+        )
         await s.execute(delete(ResponseThemeRow).where(ResponseThemeRow.feedback_event_id == t.feedback_event_id))
         if t.themes:
             await s.execute(pg_insert(ResponseThemeRow).on_conflict_do_nothing(), _theme_rows(t))

@@ -14,7 +14,6 @@ from npsloop_schemas import (
     CaseOpenedV1,
     CaseUpdatedPayloadV1,
     CaseUpdatedV1,
-    FeedbackClassifiedPayloadV1,
     FeedbackClassifiedV1,
     FeedbackReceivedPayloadV1,
     NotificationStatusPayloadV1,

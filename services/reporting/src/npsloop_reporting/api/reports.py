@@ -99,7 +99,9 @@ async def get_nps(
         "min_answers": settings.min_answers,
         "test": TEST,
         "empty": current.n == 0,
-        "message": "No answers in this period." if current.n == 0 else (
+        "message": "No answers in this period."
+        if current.n == 0
+        else (
             f"Too few answers (n < {settings.min_answers}) for a margin of error." if current.too_few_answers else None
         ),
         "trend": [pt.as_json() for pt in series],
