@@ -184,13 +184,12 @@ class DigestScheduler(Background):
         async with self.db.session() as session, session.begin():
             await session.execute(
                 text(
-                    "UPDATE reporting.digests SET status = :st, "
-                    "sent_at = CASE WHEN :st = 'sent' THEN CAST(:now AS timestamptz) END, "
+                    "UPDATE reporting.digests SET status = :st, sent_at = :sent_at, "
                     "error = :err, recipients = :n WHERE tenant_id = :t AND scope = :s AND week = :w"
                 ),
                 {
                     "st": status,
-                    "now": now,
+                    "sent_at": now if status == "sent" else None,
                     "err": error,
                     "n": recipients,
                     "t": due.tenant_id,
