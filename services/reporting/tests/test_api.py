@@ -28,15 +28,23 @@ W47 = datetime(2026, 11, 18, 10, tzinfo=UTC)
 async def api(database_url: str, stores_file: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     bus = MemoryBus()
     await bus.start()
-    settings = ReportingSettings(database_url=database_url, bus="memory", stores_file=str(stores_file),
-                                 digest_enabled=False, log_json=False)
+    settings = ReportingSettings(
+        database_url=database_url, bus="memory", stores_file=str(stores_file), digest_enabled=False, log_json=False
+    )
     parts = build(settings, bus, clock=lambda: NOW)
     for c in parts.components:
         await c.start()
-    app = create_app("reporting", [], parts.routers,
-                     AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys, extras=parts.extras))
+    app = create_app(
+        "reporting",
+        [],
+        parts.routers,
+        AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys, extras=parts.extras),
+    )
     stores = load_stores(stores_file)
-    events = [classified(W47 + timedelta(minutes=i), s, store="berlin-1") for i, s in enumerate([10] * 20 + [8] * 10 + [2] * 10)]
+    events = [
+        classified(W47 + timedelta(minutes=i), s, store="berlin-1")
+        for i, s in enumerate([10] * 20 + [8] * 10 + [2] * 10)
+    ]
     events += [classified(W47, 3, store="hamburg-2", channel="web", comment="<script>alert(1)</script>")]
     events += [opened(events[-1], W47, sla_due_at=W47 + timedelta(hours=24))]
     events += [classified(W47, 10, tenant="globex", store="berlin-1")]
@@ -58,8 +66,9 @@ async def key(parts: Any, tenant: str, role: Role, stores: list[str] | None = No
 async def test_nps_answers_n_nps_margin_and_band_counts(api: tuple[httpx.AsyncClient, Any]) -> None:
     http, parts = api
     manager = await key(parts, "acme", Role.MANAGER)
-    r = await http.get("/v1/reports/nps", params={"store_id": "berlin-1", "period": "week", "date": "2026-W47"},
-                       headers=manager)
+    r = await http.get(
+        "/v1/reports/nps", params={"store_id": "berlin-1", "period": "week", "date": "2026-W47"}, headers=manager
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     # 20 P, 10 passives, 10 D of 40: NPS 25, SE = 100*sqrt((.75 - .0625)/40) = 13.110, margin 25.70
@@ -70,13 +79,17 @@ async def test_nps_answers_n_nps_margin_and_band_counts(api: tuple[httpx.AsyncCl
     default = (await http.get("/v1/reports/nps", headers=manager)).json()  # this week (the clock's): empty
     assert default["period"] == "2026-W48" and default["empty"] and default["nps"] is None
     assert default["message"] == "No answers in this period."
-    grouped = (await http.get("/v1/reports/nps", params={"date": "2026-11-18", "group_by": "store"},
-                              headers=manager)).json()
+    grouped = (
+        await http.get("/v1/reports/nps", params={"date": "2026-11-18", "group_by": "store"}, headers=manager)
+    ).json()
     assert [(g["store"], g["n"]) for g in grouped["groups"]] == [("berlin-1", 40), ("hamburg-2", 1)]
     web = (await http.get("/v1/reports/nps", params={"date": "2026-W47", "channel": "web"}, headers=manager)).json()
     assert (web["n"], web["nps"], web["margin"], web["too_few_answers"]) == (1, -100.0, None, True)
-    month = (await http.get("/v1/reports/nps", params={"period": "month", "date": "2026-11", "region": "north"},
-                            headers=manager)).json()
+    month = (
+        await http.get(
+            "/v1/reports/nps", params={"period": "month", "date": "2026-11", "region": "north"}, headers=manager
+        )
+    ).json()
     assert month["n"] == 41 and month["period"] == "2026-11"
 
 
@@ -100,8 +113,9 @@ async def test_scope_is_applied_in_sql_and_outside_is_404(api: tuple[httpx.Async
     assert [(k["store_id"], k["detractor_cases"], k["passives"], k["passives_asked_share"]) for k in kpis["kpis"]] == [
         ("berlin-1", 0, 10, 0.0)
     ]
-    all_kpis = (await http.get("/v1/reports/kpis", params={"date": "2026-W47"}, headers=await key(
-        parts, "acme", Role.ADMIN))).json()
+    all_kpis = (
+        await http.get("/v1/reports/kpis", params={"date": "2026-W47"}, headers=await key(parts, "acme", Role.ADMIN))
+    ).json()
     assert [(k["store_id"], k["detractor_cases"], k["open"], k["overdue"]) for k in all_kpis["kpis"]] == [
         ("berlin-1", 0, 0, 0),
         ("hamburg-2", 1, 1, 1),

@@ -35,15 +35,25 @@ W47 = Period.containing(PeriodKind.WEEK, parse_week("2026-W47"))
 
 
 def late_comment(original: Any, at: datetime, comment: str) -> FeedbackReclassifiedV1:
-    update = FeedbackUpdatedPayloadV1(feedback_event_id=original.payload.feedback_event_id, fields=["comment"],
-                                      comment=comment)
+    update = FeedbackUpdatedPayloadV1(
+        feedback_event_id=original.payload.feedback_event_id, fields=["comment"], comment=comment
+    )
     return FeedbackReclassifiedV1.model_validate(
-        {"event_id": __import__("uuid").uuid4(), "correlation_id": original.correlation_id, "source": "test",
-         "occurred_at": at, "tenant_id": original.tenant_id,
-         "payload": FeedbackReclassifiedPayloadV1(
-             feedback_event_id=original.payload.feedback_event_id, update_event_id=__import__("uuid").uuid4(),
-             update=update, themes=["staff"],
-             theme_sentiments=[{"theme": "staff", "label": "positive", "compound": 0.7}], language="de")}
+        {
+            "event_id": __import__("uuid").uuid4(),
+            "correlation_id": original.correlation_id,
+            "source": "test",
+            "occurred_at": at,
+            "tenant_id": original.tenant_id,
+            "payload": FeedbackReclassifiedPayloadV1(
+                feedback_event_id=original.payload.feedback_event_id,
+                update_event_id=__import__("uuid").uuid4(),
+                update=update,
+                themes=["staff"],
+                theme_sentiments=[{"theme": "staff", "label": "positive", "compound": 0.7}],
+                language="de",
+            ),
+        }
     )
 
 
@@ -51,14 +61,20 @@ def the_week() -> list[Any]:
     """A week of berlin-1: 3 promoters, 1 passive (asked), 2 detractors with cases."""
     p = [classified(MON + timedelta(hours=i), 10, customer=f"p{i}") for i in range(3)]
     passive = classified(MON, 7, customer="pa", comment="ok")
-    d1 = classified(MON, 2, customer="d1", comment="Rude, call me on +49 151 1234567",
-                    themes=[("staff", "negative", -0.7)])
+    d1 = classified(
+        MON, 2, customer="d1", comment="Rude, call me on +49 151 1234567", themes=[("staff", "negative", -0.7)]
+    )
     d2 = classified(MON, 4, customer="d2")
     c1 = opened(d1, MON + timedelta(minutes=1), sla_due_at=MON + timedelta(hours=24))
     c2 = opened(d2, MON + timedelta(minutes=1), sla_due_at=MON + timedelta(hours=24))
     back = classified(MON + timedelta(days=3), 9, customer="d1")  # d1 came back as a promoter: recovered
     return [
-        *p, passive, d1, d2, c1, c2,
+        *p,
+        passive,
+        d1,
+        d2,
+        c1,
+        c2,
         updated(c1, MON + timedelta(hours=2), "contacted", "contacted"),
         updated(c2, MON + timedelta(hours=30), "contacted", "contacted"),  # after its SLA
         closed(c1, MON + timedelta(hours=5), root_cause="staff", outcome="recovered"),
@@ -80,20 +96,25 @@ async def snapshot(db: Database) -> dict[str, Any]:
     async with db.session() as s:
         (pt,) = await nps_series(s, Scope("acme", store_id="berlin-1"), W47, min_answers=1)
         kpis = await weekly_kpis(s, Scope("acme"), W47, W47, MON + timedelta(days=7))
-        comment = (await s.execute(text(
-            "SELECT comment FROM reporting.responses WHERE score = 2"))).scalar_one()
-        counts = (await s.execute(text(
-            "SELECT (SELECT count(*) FROM reporting.responses), (SELECT count(*) FROM reporting.cases), "
-            "(SELECT count(*) FROM reporting.deliveries), (SELECT string_agg(theme || ':' || sentiment, ',') "
-            "FROM reporting.response_themes)"))).one()
+        comment = (await s.execute(text("SELECT comment FROM reporting.responses WHERE score = 2"))).scalar_one()
+        counts = (
+            await s.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM reporting.responses), (SELECT count(*) FROM reporting.cases), "
+                    "(SELECT count(*) FROM reporting.deliveries), (SELECT string_agg(theme || ':' || sentiment, ',') "
+                    "FROM reporting.response_themes)"
+                )
+            )
+        ).one()
     return {"point": pt.as_json(), "kpis": kpis, "comment": comment, "counts": tuple(counts)}
 
 
 async def test_fold_on_both_buses_and_rebuild_to_the_same_result(
     bus: Bus, database_url: str, tmp_path: Path, stores_file: Path
 ) -> None:
-    settings = ReportingSettings(database_url=database_url, bus=bus.name, stores_file=str(stores_file),
-                                 digest_enabled=False, log_json=False)
+    settings = ReportingSettings(
+        database_url=database_url, bus=bus.name, stores_file=str(stores_file), digest_enabled=False, log_json=False
+    )
     parts = build(settings, bus)
     for c in parts.components:
         await c.start()
@@ -129,8 +150,15 @@ async def test_fold_on_both_buses_and_rebuild_to_the_same_result(
     db2 = Database(database_url, pool_size=2)
     seen: list[int] = []
     try:
-        stats = await rebuild(bus, database_url, db2, load_stores(stores_file), 48 * 3600, idle_s=3,
-                              progress=lambda s: seen.append(s.read))
+        stats = await rebuild(
+            bus,
+            database_url,
+            db2,
+            load_stores(stores_file),
+            48 * 3600,
+            idle_s=3,
+            progress=lambda s: seen.append(s.read),
+        )
         assert stats.folded == len(events) and stats.skipped == 1 and stats.total == len(events) + 4
         assert seen and seen[-1] == stats.read
         assert await snapshot(db2) == live

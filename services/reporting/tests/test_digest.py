@@ -44,12 +44,19 @@ async def seed(db: Database, stores: StoreDirectory) -> None:
     d = classified(at, 1, customer="d", comment="Queue too long")
     case = opened(d, at, sla_due_at=at + timedelta(hours=24))
     events = [
-        classified(at, 10, comment="Lovely staff, mail me at ann.smith@example.com", customer="a",
-                   themes=[("staff", "positive", 0.8)]),
+        classified(
+            at,
+            10,
+            comment="Lovely staff, mail me at ann.smith@example.com",
+            customer="a",
+            themes=[("staff", "positive", 0.8)],
+        ),
         classified(at, 9, comment="<script>alert('x')</script> great coffee", customer="b"),
         classified(at, 10, comment="Fast checkout", customer="c"),
         classified(at, 10, comment="Best store in town", customer="e"),
-        d, case, updated(case, at + timedelta(hours=3), "contacted", "contacted"),
+        d,
+        case,
+        updated(case, at + timedelta(hours=3), "contacted", "contacted"),
         classified(at - timedelta(days=7), 3, customer="f", comment="slow", themes=[("queue", "negative", -0.5)]),
     ]
     await fold_into(db, stores, events)
@@ -77,8 +84,9 @@ async def test_sent_exactly_once_across_replicas_and_restarts(
 ) -> None:
     await seed(db, stores)
     now = [MON_W48_0800_BERLIN - timedelta(minutes=1)]
-    settings = ReportingSettings(database_url=database_url, smtp_host=smtp_server.host, smtp_port=smtp_server.port,
-                                 stores_file=str(stores_file))
+    settings = ReportingSettings(
+        database_url=database_url, smtp_host=smtp_server.host, smtp_port=smtp_server.port, stores_file=str(stores_file)
+    )
     replicas = [DigestScheduler(settings, db, stores, SmtpMailer(settings), clock=lambda: now[0]) for _ in range(3)]
     assert sum(await asyncio.gather(*(r.tick() for r in replicas))) == 1  # only Tokyo's, at 15:59 there
     now[0] = MON_W48_0800_BERLIN
@@ -96,7 +104,9 @@ async def test_sent_exactly_once_across_replicas_and_restarts(
     async with db.session() as s:
         rows = (await s.execute(text("SELECT scope, week, status, attempts FROM reporting.digests ORDER BY 1"))).all()
     assert [tuple(r) for r in rows] == [
-        ("berlin-1", "2026-W47", "sent", 1), ("region:north", "2026-W47", "sent", 1), ("tokyo-1", "2026-W47", "sent", 1)
+        ("berlin-1", "2026-W47", "sent", 1),
+        ("region:north", "2026-W47", "sent", 1),
+        ("tokyo-1", "2026-W47", "sent", 1),
     ]
 
 

@@ -157,7 +157,8 @@ SELECT c.case_id, c.store_id, c.segment, c.kind, c.score, c.status, c.priority, 
          ELSE 'on time' END AS sla_state
 FROM reporting.cases c
 WHERE {where} AND c.status NOT IN ('resolved', 'closed') AND c.opened_at IS NOT NULL
-ORDER BY (c.sla_due_at < :now AND c.first_contact_at IS NULL) DESC, c.priority DESC NULLS LAST, c.sla_due_at NULLS LAST
+ORDER BY (c.first_contact_at IS NULL) DESC, (c.sla_due_at < :now) DESC, c.priority DESC NULLS LAST,
+    c.sla_due_at NULLS LAST
 LIMIT :limit
 """
     params |= {"now": now, "limit": limit}

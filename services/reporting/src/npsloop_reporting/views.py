@@ -47,6 +47,13 @@ def change_html(p: NpsPoint) -> str:
     return f'{p.change:+.0f} vs previous <span class="muted">not significant</span> (z = {p.z:.2f})'
 
 
+def short(label: str) -> str:
+    """An axis label: 2026-W47 -> W47, 2026-11 -> 2026-11, 2026-11-23 -> 11-23."""
+    if "-W" in label:
+        return label.split("-", 1)[1]
+    return label[5:] if label.count("-") == 2 else label
+
+
 def trend_svg(points: Sequence[NpsPoint], width: int = 560, height: int = 220) -> str:
     """NPS per period with its 95% margin as a band; periods with too few answers are hollow dots."""
     left, right, top, bottom = 40, 10, 10, 30
@@ -84,9 +91,9 @@ def trend_svg(points: Sequence[NpsPoint], width: int = 560, height: int = 220) -
         f"{'' if p.margin is None else f', ±{p.margin:.0f}'}</title></circle>"
         for i, v, p in line_pts
     )
-    step = max(1, n // 7)
+    step = max(1, -(-n // 7))
     labels = "".join(
-        f'<text x="{x(i):.1f}" y="{height - 10}" font-size="10" text-anchor="middle">{e(p.period)}</text>'
+        f'<text x="{x(i):.1f}" y="{height - 10}" font-size="10" text-anchor="middle">{e(short(p.period))}</text>'
         for i, p in enumerate(points)
         if i % step == 0 or i == n - 1
     )
