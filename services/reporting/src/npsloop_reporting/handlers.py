@@ -140,6 +140,8 @@ def _case(event: Envelope, case_id: Any, store_id: str | None, stores: StoreDire
         "outcome": None,
     }
     row.update(facts)
+    for col in ("priority", "root_cause", "outcome"):
+        row[f"{col}_at"] = event.occurred_at if row[col] is not None else None
     return row
 
 

@@ -111,6 +111,10 @@ class CaseRow(Base):
     sla_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     root_cause: Mapped[str | None] = mapped_column(String(128))
     outcome: Mapped[str | None] = mapped_column(String(128))
+    # when the value above was set: the latest event that carried one wins, whatever the arrival order
+    priority_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    root_cause_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_cases_tenant_opened", "tenant_id", "opened_local"),)
 

@@ -20,15 +20,26 @@ from npsloop_schemas import Envelope
 from .models import InboxRow, PendingTextRow, ResponseRow, ResponseThemeRow
 from .ports import Text
 
+
+def _latest(col: str) -> str:
+    """`col` from the newest event that carried a value (by event time), and that time."""
+    newer = f"excluded.{col} IS NOT NULL AND (c.{col}_at IS NULL OR excluded.{col}_at >= c.{col}_at)"
+    return (
+        f"    {col} = CASE WHEN {newer} THEN excluded.{col} ELSE c.{col} END,\n"
+        f"    {col}_at = CASE WHEN {newer} THEN excluded.{col}_at ELSE c.{col}_at END"
+    )
+
+
 # Commutative merge of one case event into its row; see models.CaseRow.
-_MERGE_CASE = text(
-    """
+_MERGE_CASE_SQL = """
 INSERT INTO reporting.cases AS c (case_id, tenant_id, store_id, region, customer_key, feedback_event_id, kind,
     segment, score, priority, reason, comment, status, status_at, opened_at, opened_local, sla_due_at,
-    first_contact_at, resolved_at, closed_at, sla_warned_at, sla_breached_at, root_cause, outcome)
+    first_contact_at, resolved_at, closed_at, sla_warned_at, sla_breached_at, root_cause, outcome,
+    priority_at, root_cause_at, outcome_at)
 VALUES (:case_id, :tenant_id, :store_id, :region, :customer_key, :feedback_event_id, :kind,
     :segment, :score, :priority, :reason, :comment, coalesce(:status, 'open'), :status_at, :opened_at, :opened_local,
-    :sla_due_at, :first_contact_at, :resolved_at, :closed_at, :sla_warned_at, :sla_breached_at, :root_cause, :outcome)
+    :sla_due_at, :first_contact_at, :resolved_at, :closed_at, :sla_warned_at, :sla_breached_at, :root_cause, :outcome,
+    :priority_at, :root_cause_at, :outcome_at)
 ON CONFLICT (case_id) DO UPDATE SET
     store_id = coalesce(c.store_id, excluded.store_id),
     region = coalesce(c.region, excluded.region),
@@ -37,8 +48,7 @@ ON CONFLICT (case_id) DO UPDATE SET
     kind = coalesce(excluded.kind, c.kind),
     segment = coalesce(excluded.segment, c.segment),
     score = coalesce(excluded.score, c.score),
-    priority = CASE WHEN excluded.priority IS NOT NULL AND (c.status_at IS NULL OR excluded.status_at >= c.status_at)
-                    THEN excluded.priority ELSE coalesce(c.priority, excluded.priority) END,
+{latest_priority},
     reason = coalesce(excluded.reason, c.reason),
     comment = coalesce(excluded.comment, c.comment),
     status = CASE WHEN excluded.status_at IS NOT NULL AND (c.status_at IS NULL OR excluded.status_at >= c.status_at)
@@ -48,15 +58,20 @@ ON CONFLICT (case_id) DO UPDATE SET
     status_at = greatest(c.status_at, excluded.status_at),
     opened_at = coalesce(excluded.opened_at, c.opened_at),
     opened_local = coalesce(excluded.opened_local, c.opened_local),
-    sla_due_at = coalesce(c.sla_due_at, excluded.sla_due_at),
+    sla_due_at = CASE WHEN excluded.opened_at IS NOT NULL AND excluded.sla_due_at IS NOT NULL
+                      THEN excluded.sla_due_at ELSE coalesce(c.sla_due_at, excluded.sla_due_at) END,
     first_contact_at = least(c.first_contact_at, excluded.first_contact_at),
     resolved_at = least(c.resolved_at, excluded.resolved_at),
     closed_at = least(c.closed_at, excluded.closed_at),
     sla_warned_at = least(c.sla_warned_at, excluded.sla_warned_at),
     sla_breached_at = least(c.sla_breached_at, excluded.sla_breached_at),
-    root_cause = coalesce(excluded.root_cause, c.root_cause),
-    outcome = coalesce(excluded.outcome, c.outcome)
+{latest_root_cause},
+{latest_outcome}
 """
+_MERGE_CASE = text(
+    _MERGE_CASE_SQL.replace("{latest_priority}", _latest("priority"))
+    .replace("{latest_root_cause}", _latest("root_cause"))
+    .replace("{latest_outcome}", _latest("outcome"))
 )
 
 _MERGE_DELIVERY = text(

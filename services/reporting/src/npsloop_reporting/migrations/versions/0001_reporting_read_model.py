@@ -43,6 +43,9 @@ def upgrade() -> None:
         sa.Column("sla_breached_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("root_cause", sa.String(length=128), nullable=True),
         sa.Column("outcome", sa.String(length=128), nullable=True),
+        sa.Column("priority_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("root_cause_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("outcome_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("case_id"),
         schema="reporting",
     )
