@@ -73,7 +73,8 @@ async def test_content_of_a_digest(db: Database, stores: StoreDirectory) -> None
     assert "a***@example.com" in page and "ann.smith@example.com" not in page  # PII masked
     assert "<script>" not in page
     assert {t["theme"]: t["change"] for t in digest.movers} == {"staff": 1, "queue": -1}
-    assert "Time to first contact: p50 3.0 h" in page and "recovered: 0" in page
+    assert "Time to first contact: p50 3.0 h" in page and "1 detractor cases, 0 of them recovered" in page
+    assert "Open now: 1, of them overdue (not contacted within their SLA): 0" in page  # contacted in time
     async with db.session() as s:
         empty = await build_digest(s, Scope("acme", store_id="tokyo-1"), "Tokyo", W47, MON_W48_0800_BERLIN)
     assert "No answers this week." in render_html(empty)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .figures import NpsPoint, Scope, comments, nps_series, themes
-from .kpis import weekly_kpis
+from .kpis import open_cases, weekly_kpis
 from .periods import Period
 
 TREND_WEEKS = 13
@@ -51,7 +51,8 @@ async def build_digest(
     movers = sorted(moved, key=lambda t: (-abs(t["change"]), -t["mentions"], t["theme"]))[:5]
     stories = await comments(session, scope, week, band="promoter", limit=3)
     rows = await weekly_kpis(session, scope, week, week, now, by_store=False)
-    kpis = rows[0] if rows else {}
+    kpis = dict(rows[0]) if rows else {}
+    kpis["now"] = await open_cases(session, scope, now)
     return Digest(scope.tenant_id, title, week, trend, movers, stories, kpis, min_answers, dashboard_url)
 
 
@@ -103,6 +104,7 @@ def _trend_chart(trend: list[NpsPoint]) -> str:
 
 def render_html(d: Digest) -> str:
     p, k = d.current, d.kpis
+    now = k.get("now", {"open": 0, "overdue": 0})
     movers = (
         "".join(
             f"<tr><td>{_e(t['theme'])}</td><td>{t['mentions']}</td><td>{t['change']:+d}</td>"
@@ -136,8 +138,8 @@ def render_html(d: Digest) -> str:
 <th>positive / neutral / negative</th></tr>{movers}</table>
 <h2 style="font-size:1.1em">Promoter stories</h2>{stories}
 <h2 style="font-size:1.1em">Cases</h2>
-<p>Opened this week: {k.get("detractor_cases", 0)} detractor cases; still open: {k.get("open", 0)},
-overdue: {k.get("overdue", 0)}, recovered: {k.get("recovered", 0)}.<br>
+<p>Open now: {now["open"]}, of them overdue (not contacted within their SLA): {now["overdue"]}.<br>
+Opened this week: {k.get("detractor_cases", 0)} detractor cases, {k.get("recovered", 0)} of them recovered.<br>
 Time to first contact: p50 {_hours(k.get("time_to_first_contact_p50_h"))},
 p90 {_hours(k.get("time_to_first_contact_p90_h"))}.</p>{link}
 </body></html>"""
@@ -154,8 +156,8 @@ def render_text(d: Digest) -> str:
         "Themes that moved most: " + (", ".join(f"{t['theme']} ({t['change']:+d})" for t in d.movers) or "none"),
         "Promoter stories:",
         *[f'  "{s["comment"]}" ({s["score"]}/10)' for s in d.stories],
-        f"Cases opened: {k.get('detractor_cases', 0)}; open {k.get('open', 0)}, overdue {k.get('overdue', 0)}, "
-        f"recovered {k.get('recovered', 0)}",
+        f"Open cases now: {k.get('now', {}).get('open', 0)}, overdue {k.get('now', {}).get('overdue', 0)}; "
+        f"opened this week: {k.get('detractor_cases', 0)}, recovered {k.get('recovered', 0)}",
         f"Time to first contact: p50 {_hours(k.get('time_to_first_contact_p50_h'))}, "
         f"p90 {_hours(k.get('time_to_first_contact_p90_h'))}",
     ]

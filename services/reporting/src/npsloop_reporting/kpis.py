@@ -163,3 +163,17 @@ LIMIT :limit
 """
     params |= {"now": now, "limit": limit}
     return [dict(r._mapping) for r in (await session.execute(text(sql), params)).all()]
+
+
+async def open_cases(session: AsyncSession, scope: Scope, now: datetime) -> dict[str, int]:
+    """Cases open right now in the scope (whenever they were opened), and how many are overdue."""
+    where, params = scope.where("c")
+    sql = f"""
+SELECT count(*) AS open,
+    count(*) FILTER (WHERE c.first_contact_at IS NULL
+                       AND (c.sla_breached_at IS NOT NULL OR c.sla_due_at < :now)) AS overdue
+FROM reporting.cases c
+WHERE {where} AND c.status NOT IN ('resolved', 'closed') AND c.opened_at IS NOT NULL AND c.opened_at <= :now
+"""
+    row = (await session.execute(text(sql), params | {"now": now})).one()
+    return {"open": int(row.open), "overdue": int(row.overdue)}
