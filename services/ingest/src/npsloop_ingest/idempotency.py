@@ -35,6 +35,13 @@ def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Accepted:
+    published: bool
+    customer_key: str | None  # None: accepted before migration 0002, or an update
+    store_id: str | None
+
+
 class Claim(StrEnum):
     NEW = "new"  # claimed now: publish it
     RETRY = "retry"  # claimed before, never acknowledged: publish it again
@@ -47,16 +54,20 @@ class Item:
     tenant_id: str
     event_id: uuid.UUID
     body_hash: str
+    customer_key: str | None = None
+    store_id: str | None = None
 
 
 _CLAIM = text(
     """
     WITH input AS (
-        SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:ids AS uuid[]), CAST(:hashes AS text[]))
-            AS t(tenant_id, event_id, body_hash)
+        SELECT * FROM unnest(
+            CAST(:tenants AS text[]), CAST(:ids AS uuid[]), CAST(:hashes AS text[]),
+            CAST(:keys AS text[]), CAST(:stores AS text[])
+        ) AS t(tenant_id, event_id, body_hash, customer_key, store_id)
     ), inserted AS (
-        INSERT INTO ingest.accepted (tenant_id, event_id, body_hash, status)
-        SELECT tenant_id, event_id, body_hash, 'pending' FROM input
+        INSERT INTO ingest.accepted (tenant_id, event_id, body_hash, status, customer_key, store_id)
+        SELECT tenant_id, event_id, body_hash, 'pending', customer_key, store_id FROM input
         ON CONFLICT DO NOTHING
         RETURNING tenant_id, event_id
     )
@@ -173,6 +184,8 @@ class IdempotencyStore:
             "tenants": [i.tenant_id for i in items],
             "ids": [i.event_id for i in items],
             "hashes": [i.body_hash for i in items],
+            "keys": [i.customer_key for i in items],
+            "stores": [i.store_id for i in items],
         }
         async with self.engine.connect() as conn:
             rows = (await conn.execute(_CLAIM, params)).all()
@@ -226,6 +239,23 @@ class IdempotencyStore:
                     "ri": [i.event_id for i in released],
                 },
             )
+
+    async def find(self, tenant_id: str, event_id: uuid.UUID) -> Accepted | None:
+        """An answer this tenant posted and Kafka acknowledged (or is acknowledging), or None."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT status, customer_key, store_id FROM ingest.accepted "
+                        "WHERE tenant_id = :t AND event_id = :e"
+                    ),
+                    {"t": tenant_id, "e": event_id},
+                )
+            ).first()
+        if row is None:
+            return None
+        published = row[0] == "published" or (tenant_id, str(event_id)) in self._acked
+        return Accepted(published=published, customer_key=row[1], store_id=row[2])
 
     async def purge(self, older_than_s: float) -> int:
         """Forget what was accepted longer ago than the retention window."""

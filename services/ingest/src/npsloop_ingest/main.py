@@ -14,6 +14,7 @@ from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
 
 from .api.feedback import router as feedback_router
+from .api.updates import router as updates_router
 from .config import IngestSettings
 from .idempotency import IdempotencyStore
 from .models import SCHEMA
@@ -33,7 +34,7 @@ def build(settings: IngestSettings, bus: Bus, keys: KeyStore | None = None, db: 
     idempotency = IdempotencyStore(db)
     components += [Migrations(settings.dsn, MIGRATIONS, SCHEMA), idempotency]
     return ServiceParts(
-        components=components, routers=[feedback_router], keys=keys, extras={"idempotency": idempotency}
+        components=components, routers=[feedback_router, updates_router], keys=keys, extras={"idempotency": idempotency}
     )
 
 
