@@ -20,11 +20,8 @@ from npsloop_reporting.kpis import weekly_kpis
 from npsloop_reporting.main import build
 from npsloop_reporting.periods import Period, PeriodKind, parse_week
 from npsloop_reporting.rebuild import rebuild
-from npsloop_reporting.samples import classified, closed, customer_key_of, opened, status, updated
+from npsloop_reporting.samples import classified, closed, customer_key_of, opened, reclassified, status, updated
 from npsloop_schemas import (
-    FeedbackReclassifiedPayloadV1,
-    FeedbackReclassifiedV1,
-    FeedbackUpdatedPayloadV1,
     Topics,
     serialize_event,
     topic_for,
@@ -32,29 +29,6 @@ from npsloop_schemas import (
 
 MON = datetime(2026, 11, 16, 9, tzinfo=UTC)  # Monday of 2026-W47
 W47 = Period.containing(PeriodKind.WEEK, parse_week("2026-W47"))
-
-
-def late_comment(original: Any, at: datetime, comment: str) -> FeedbackReclassifiedV1:
-    update = FeedbackUpdatedPayloadV1(
-        feedback_event_id=original.payload.feedback_event_id, fields=["comment"], comment=comment
-    )
-    return FeedbackReclassifiedV1.model_validate(
-        {
-            "event_id": __import__("uuid").uuid4(),
-            "correlation_id": original.correlation_id,
-            "source": "test",
-            "occurred_at": at,
-            "tenant_id": original.tenant_id,
-            "payload": FeedbackReclassifiedPayloadV1(
-                feedback_event_id=original.payload.feedback_event_id,
-                update_event_id=__import__("uuid").uuid4(),
-                update=update,
-                themes=["staff"],
-                theme_sentiments=[{"theme": "staff", "label": "positive", "compound": 0.7}],
-                language="de",
-            ),
-        }
-    )
 
 
 def the_week() -> list[Any]:
@@ -79,7 +53,7 @@ def the_week() -> list[Any]:
         updated(c2, MON + timedelta(hours=30), "contacted", "contacted"),  # after its SLA
         closed(c1, MON + timedelta(hours=5), root_cause="staff", outcome="recovered"),
         status(passive, MON + timedelta(minutes=5), "nurture_email"),
-        late_comment(d1, MON + timedelta(minutes=3), "Rude at first, then the manager was great"),
+        reclassified(d1, MON + timedelta(minutes=3), "Rude at first, then the manager was great"),
         back,
     ]
 

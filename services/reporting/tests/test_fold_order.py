@@ -12,9 +12,7 @@ from sqlalchemy import text
 from npsloop_platform.db import Database
 from npsloop_platform.stores import StoreDirectory
 from npsloop_reporting.board import to_csv
-from npsloop_reporting.samples import classified, closed, fold_into, opened, status, updated
-
-from .test_consumer import late_comment
+from npsloop_reporting.samples import classified, closed, fold_into, opened, reclassified, status, updated
 
 AT = datetime(2026, 11, 18, 10, tzinfo=UTC)
 
@@ -32,7 +30,7 @@ def journey() -> list[Any]:
         updated(case, AT + timedelta(hours=6), "reopened", "open"),
         closed(case, AT + timedelta(hours=9), root_cause="understaffed till", outcome="recovered"),
         status(d, AT + timedelta(minutes=2), "call_task"),
-        late_comment(d, AT + timedelta(minutes=4), "Staff were lovely in the end"),
+        reclassified(d, AT + timedelta(minutes=4), "Staff were lovely in the end"),
     ]
 
 

@@ -16,6 +16,9 @@ from npsloop_schemas import (
     CaseUpdatedV1,
     FeedbackClassifiedV1,
     FeedbackReceivedPayloadV1,
+    FeedbackReclassifiedPayloadV1,
+    FeedbackReclassifiedV1,
+    FeedbackUpdatedPayloadV1,
     NotificationStatusPayloadV1,
     NotificationStatusV1,
     band_for,
@@ -65,6 +68,36 @@ def classified(
                 "theme_sentiments": [{"theme": t, "label": lb, "compound": c} for t, lb, c in themes],
                 "language": language,
             },
+        }
+    )
+
+
+def reclassified(
+    original: FeedbackClassifiedV1,
+    at: datetime,
+    comment: str,
+    themes: list[tuple[str, str, float]] | None = None,
+    language: str | None = "de",
+) -> FeedbackReclassifiedV1:
+    """A late comment on `original`, classified (by default: about the staff, positive, in German)."""
+    themes = [("staff", "positive", 0.7)] if themes is None else themes
+    update = FeedbackUpdatedPayloadV1(
+        feedback_event_id=original.payload.feedback_event_id, fields=["comment"], comment=comment
+    )
+    return FeedbackReclassifiedV1.model_validate(
+        {
+            **_ids(),
+            "correlation_id": original.correlation_id,
+            "occurred_at": at,
+            "tenant_id": original.tenant_id,
+            "payload": FeedbackReclassifiedPayloadV1(
+                feedback_event_id=original.payload.feedback_event_id,
+                update_event_id=uuid.uuid4(),
+                update=update,
+                themes=[t for t, _, _ in themes],
+                theme_sentiments=[{"theme": t, "label": lb, "compound": c} for t, lb, c in themes],
+                language=language,
+            ),
         }
     )
 
