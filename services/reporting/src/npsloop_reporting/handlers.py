@@ -64,9 +64,11 @@ def _themes(
 ) -> list[tuple[str, str | None, float | None]]:
     out: dict[str, tuple[str, str | None, float | None]] = {}
     for ts in sentiments:
-        out[ts.theme[:128]] = (ts.theme[:128], str(ts.label), ts.compound)
+        name = pg_text(ts.theme[:128]) or ""
+        out[name] = (name, str(ts.label), ts.compound)
     for theme in themes:
-        out.setdefault(theme[:128], (theme[:128], str(overall) if overall else None, None))
+        name = pg_text(theme[:128]) or ""
+        out.setdefault(name, (name, str(overall) if overall else None, None))
     return list(out.values())
 
 
@@ -78,7 +80,7 @@ def fold_classified(event: FeedbackClassifiedV1, key: str, stores: StoreDirector
         p.feedback_event_id,
         event.occurred_at,
         redacted(fb.comment),
-        p.language,
+        pg_text(p.language),
         str(label) if label else None,
         _themes(p.themes, p.theme_sentiments, label),
     )
@@ -104,7 +106,7 @@ def fold_reclassified(event: FeedbackReclassifiedV1, repo: ReportingRepository) 
         p.feedback_event_id,
         event.occurred_at,
         redacted(p.update.comment),
-        p.language,
+        pg_text(p.language),
         str(label) if label else None,
         _themes(p.themes, p.theme_sentiments, label),
         set_comment="comment" in p.update.fields,
