@@ -76,6 +76,7 @@ def browse(base: str, data: Path) -> None:
             assert page.evaluate("window.__pwned") is None
             assert page.locator("#comments-table b").count() == 0
             page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+            page.locator("#comments-table").screenshot(path=str(SHOTS / "dashboard-comments.png"))
 
             # A filter changes the figures (and keeps the key's scope).
             all_n, all_nps = page.inner_text("#headline-n"), page.inner_text("#headline-nps")

@@ -175,7 +175,7 @@ def render(b: Board, header: str, when: str | None, query: dict[str, str]) -> st
     )
     sla_class = {"overdue": "overdue", "due soon": "due-soon", "met": "met"}
     cases = table(
-        ["opened", "store", "segment", "score", "status", "priority", "SLA due", "SLA", "comment"],
+        ["opened (UTC)", "store", "segment", "score", "status", "priority", "SLA due (UTC)", "SLA", "comment"],
         [
             [
                 e(c["opened_at"].strftime("%Y-%m-%d %H:%M") if c["opened_at"] else ""),
@@ -226,7 +226,7 @@ def render(b: Board, header: str, when: str | None, query: dict[str, str]) -> st
         "kpis-table",
     )
     comments = table(
-        ["when", "store", "channel", "score", "language", "comment"],
+        ["when (UTC)", "store", "channel", "score", "language", "comment"],
         [
             [
                 e(c["occurred_at"].strftime("%Y-%m-%d %H:%M")),
