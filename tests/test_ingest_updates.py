@@ -5,6 +5,7 @@ that publishes nothing and whose retry publishes once."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -116,3 +117,15 @@ async def test_a_broker_outage_is_503_and_the_retry_publishes_once(database_url:
     finally:
         await loop.stop()
         await bus.stop()
+
+
+async def test_past_the_retention_window_an_answer_is_forgotten(loop: Loop, client: httpx.AsyncClient) -> None:
+    eid = str(uuid.uuid4())
+    assert (await client.post("/v1/feedback", json=body(4, event_id=eid))).status_code == 202
+    store = loop.parts[0].extras["idempotency"]
+    assert await store.purge(3600) == 0  # young: kept
+    assert (await client.patch(f"/v1/feedback/{eid}", json={"comment": "still here"})).status_code == 202
+    await asyncio.sleep(0.05)  # the background marks land
+    assert await store.purge(0) >= 2  # the answer and its update
+    late = await client.patch(f"/v1/feedback/{eid}", json={"comment": "too late"})
+    assert late.status_code == 404

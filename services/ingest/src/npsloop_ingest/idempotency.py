@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from typing import Any
 from sqlalchemy import text
 
 from npsloop_platform.db import Database
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d0b7f3e-1c5a-4e8b-9b61-3f0e2a4c7d19")
 
@@ -118,8 +121,10 @@ class _GroupCommit:
 class IdempotencyStore:
     name = "idempotency"
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, retention_s: float = 7 * 86400, purge_every_s: float = 3600) -> None:
         self.engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.retention_s, self.purge_every_s = retention_s, purge_every_s
+        self._purger: asyncio.Task[None] | None = None
         self._claims = _GroupCommit(self._claim_rounds)
         # Marks are off the request's path, so they can wait 20 ms to share a statement.
         self._settles = _GroupCommit(self._settle_rounds, window_s=0.02)
@@ -153,6 +158,10 @@ class IdempotencyStore:
         task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            await asyncio.gather(self._purger, return_exceptions=True)
+            self._purger = None
         if self._background:  # marks still under way: let them land
             await asyncio.gather(*self._background, return_exceptions=True)
 
@@ -170,7 +179,18 @@ class IdempotencyStore:
         return [None] * len(rounds)
 
     async def start(self) -> None:
-        return None
+        self._purger = asyncio.get_running_loop().create_task(self._purge_forever(), name="idempotency-purge")
+
+    async def _purge_forever(self) -> None:
+        """Every replica purges now and then; the DELETEs are idempotent, so they need no leader."""
+        while True:
+            await asyncio.sleep(self.purge_every_s)
+            try:
+                gone = await self.purge(self.retention_s)
+                if gone:
+                    log.info("forgot %d accepted ids older than the retention window", gone)
+            except Exception as exc:  # the database is down: try again next round
+                log.warning("idempotency purge failed: %s", type(exc).__name__)
 
     async def ready(self) -> bool:
         return True

@@ -31,7 +31,7 @@ def build(settings: IngestSettings, bus: Bus, keys: KeyStore | None = None, db: 
     if keys is None:
         keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
         components += [Migrations(settings.dsn, ACCESS_MIGRATIONS, ACCESS_SCHEMA), keys]
-    idempotency = IdempotencyStore(db)
+    idempotency = IdempotencyStore(db, retention_s=settings.idempotency_retention_s)
     components += [Migrations(settings.dsn, MIGRATIONS, SCHEMA), idempotency]
     return ServiceParts(
         components=components, routers=[feedback_router, updates_router], keys=keys, extras={"idempotency": idempotency}
