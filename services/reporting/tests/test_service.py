@@ -38,7 +38,8 @@ async def test_the_service_runs_alone(database_url: str, stores_file: Path) -> N
         "--port",
         str(port),
     ]
-    proc = subprocess.Popen(  # noqa: ASYNC220 - a server process that outlives this callargv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # a server process that outlives this call, stopped in `finally`
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: ASYNC220
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=5) as http:
