@@ -1,15 +1,30 @@
-"""Sentiment of the free-text comment. VADER (Hutto & Gilbert 2014) as the first model.
+"""Sentiment of the free-text comment, behind one `SentimentModel` protocol.
 
-Label mapping (the paper's): compound >= 0.05 positive, <= -0.05 negative, else neutral.
+- `Vader`: plain VADER 3.3.2 (Hutto & Gilbert 2014), the baseline.
+- `Ensemble` (the default, `default_model()`): VADER with a retail and service lexicon on top
+  (`data/retail_lexicon.tsv`), averaged with a second shipped lexicon, Pattern's review adjectives
+  (`textblob/en/en-sentiment.xml`, BSD), scored with negation and intensifiers. Nothing is trained,
+  so nothing on the evaluation sets was fitted; `make eval-sentiment` shows it against plain VADER.
+
+Labels (the VADER paper's mapping): compound >= 0.05 positive, <= -0.05 negative, else neutral.
+Both models are English only: the handler asks `supports(language)` and records `unknown` for any
+other detected language, never a guess.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import xml.etree.ElementTree as ET
+from functools import cache
+from importlib import resources
+from pathlib import Path
 from typing import Protocol
 
 from npsloop_schemas import Sentiment, SentimentLabel
 
 THRESHOLD = 0.05
+SUPPORTED_LANGUAGES = frozenset({"en"})
 
 
 def label_for(compound: float) -> SentimentLabel:
@@ -24,14 +39,124 @@ class SentimentModel(Protocol):
     def __call__(self, text: str) -> Sentiment: ...
 
 
+def unknown(model: str) -> Sentiment:
+    """What a comment in a language the model does not read gets."""
+    return Sentiment(label=SentimentLabel.UNKNOWN, compound=0.0, model=model)
+
+
+def _clamp(x: float) -> float:
+    return max(-1.0, min(1.0, x))
+
+
 class Vader:
     name = "vader-3.3.2"
+    languages = SUPPORTED_LANGUAGES
 
-    def __init__(self) -> None:
+    def __init__(self, extra_lexicon: dict[str, float] | None = None) -> None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._analyzer = SentimentIntensityAnalyzer()
+        if extra_lexicon:
+            self._analyzer.lexicon.update(extra_lexicon)
+
+    def compound(self, text: str) -> float:
+        return float(self._analyzer.polarity_scores(text)["compound"])
 
     def __call__(self, text: str) -> Sentiment:
-        compound = float(self._analyzer.polarity_scores(text)["compound"])
+        compound = self.compound(text)
         return Sentiment(label=label_for(compound), compound=compound, model=self.name)
+
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_NEGATIONS = frozenset(
+    "not no never nothing nobody none neither nor cannot without hardly barely isnt wasnt dont didnt doesnt".split()
+)
+
+
+@cache
+def retail_lexicon() -> dict[str, float]:
+    """Word -> VADER valence (-4..4) for retail and service words VADER lacks or mis-weights."""
+    out: dict[str, float] = {}
+    text = resources.files("npsloop_classifier").joinpath("data/retail_lexicon.tsv").read_text("utf-8")
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        word, _, value = line.rpartition("\t")
+        try:
+            valence = float(value)
+        except ValueError:
+            raise ValueError(f"retail_lexicon.tsv line {n}: {value!r} is not a number") from None
+        if not word or not -4 <= valence <= 4:
+            raise ValueError(f"retail_lexicon.tsv line {n}: need 'word<TAB>valence' with -4 <= valence <= 4")
+        out[word.strip().lower()] = valence
+    return out
+
+
+def _pattern_xml() -> Path:
+    """Pattern's lexicon as shipped in the textblob wheel, found without importing textblob (and nltk)."""
+    spec = importlib.util.find_spec("textblob")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("textblob is not installed: it ships the Pattern lexicon the default model reads")
+    return Path(next(iter(spec.submodule_search_locations))) / "en" / "en-sentiment.xml"
+
+
+class PatternLexicon:
+    """Pattern's adjective polarities (-1..1), averaged over the words found, with negation."""
+
+    def __init__(self) -> None:
+        senses: dict[str, list[float]] = {}
+        self.intensifiers: dict[str, float] = {}
+        for word in ET.parse(_pattern_xml()).getroot():
+            form = (word.get("form") or "").lower()
+            polarity = float(word.get("polarity") or 0)
+            senses.setdefault(form, []).append(polarity)
+            intensity = float(word.get("intensity") or 1)
+            if word.get("pos") == "RB" and intensity != 1:
+                self.intensifiers[form] = intensity
+        self.polarity = {w: sum(v) / len(v) for w, v in senses.items() if any(v)}
+
+    def score(self, text: str) -> float:
+        values: list[float] = []
+        negated, multiplier = False, 1.0
+        for token in _WORD.findall(text.lower().replace("n't", " not")):
+            if token in _NEGATIONS:
+                negated = True
+                continue
+            polarity = self.polarity.get(token)
+            if polarity is None:
+                multiplier = self.intensifiers.get(token, multiplier)
+                continue
+            value = polarity * multiplier
+            values.append(_clamp(-0.5 * value if negated else value))
+            negated, multiplier = False, 1.0
+        return sum(values) / len(values) if values else 0.0
+
+
+class Ensemble:
+    """VADER + retail lexicon, averaged with Pattern's lexicon (equal weights, fixed a priori)."""
+
+    name = "npsloop-ensemble-1 (vader-3.3.2+retail-1, pattern-textblob-0.20)"
+    languages = SUPPORTED_LANGUAGES
+
+    def __init__(self, vader_weight: float = 0.5) -> None:
+        self.vader = Vader(retail_lexicon())
+        self.pattern = PatternLexicon()
+        self.vader_weight = vader_weight
+
+    def compound(self, text: str) -> float:
+        v = self.vader.compound(text)
+        p = self.pattern.score(text)
+        if p == 0.0:  # Pattern knows no word here: VADER alone (emoji, slang, retail words)
+            return v
+        return round(_clamp(self.vader_weight * v + (1 - self.vader_weight) * p), 4)
+
+    def __call__(self, text: str) -> Sentiment:
+        compound = self.compound(text)
+        return Sentiment(label=label_for(compound), compound=compound, model=self.name)
+
+
+@cache
+def default_model() -> Ensemble:
+    """The model the classifier runs (one per process: it holds two lexicons)."""
+    return Ensemble()
