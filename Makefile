@@ -54,6 +54,12 @@ bench-ingest: install ## Ingest alone next to a bare FastAPI endpoint: single po
 eval-sentiment: install ## Default sentiment model vs plain VADER on ../shared/data/sentiment (F1 per set; SET=file adds one)
 	$(UV) run --frozen python -m bench.classifier.eval_sentiment $(if $(SET),--set $(SET))
 
+eval-themes: install ## Themes and their clause sentiment on the labeled comments in bench/classifier/data/themes.tsv
+	$(UV) run --frozen python -m bench.classifier.eval_themes
+
+eval-flags: install ## urgent, contains_pii, score_sentiment_mismatch on bench/classifier/data/flags.tsv
+	$(UV) run --frozen python -m bench.classifier.eval_flags
+
 kafka-start: ## Start the local Kafka broker (127.0.0.1:19092); a second start reuses it
 	bash deploy/local/kafka.sh start
 

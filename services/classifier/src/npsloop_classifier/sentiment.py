@@ -62,6 +62,9 @@ class Vader:
     def compound(self, text: str) -> float:
         return float(self._analyzer.polarity_scores(text)["compound"])
 
+    def lexicon_words(self) -> list[str]:
+        return [w for w in self._analyzer.lexicon if w.isalpha()]
+
     def __call__(self, text: str) -> Sentiment:
         compound = self.compound(text)
         return Sentiment(label=label_for(compound), compound=compound, model=self.name)
@@ -91,6 +94,36 @@ def retail_lexicon() -> dict[str, float]:
             raise ValueError(f"retail_lexicon.tsv line {n}: need 'word<TAB>valence' with -4 <= valence <= 4")
         out[word.strip().lower()] = valence
     return out
+
+
+@cache
+def retail_phrases() -> list[tuple[str, float]]:
+    """(regular expression, valence) for phrases VADER reads word by word and misses."""
+    out: list[tuple[str, float]] = []
+    text = resources.files("npsloop_classifier").joinpath("data/retail_phrases.tsv").read_text("utf-8")
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        pattern, _, value = line.rpartition("\t")
+        try:
+            re.compile(pattern)
+            valence = float(value)
+        except (re.error, ValueError) as exc:
+            raise ValueError(f"retail_phrases.tsv line {n}: {exc}") from None
+        out.append((pattern, valence))
+    return out
+
+
+class Phrases:
+    """Rewrites each phrase into one synthetic token that VADER's lexicon holds with its valence."""
+
+    def __init__(self, phrases: list[tuple[str, float]]) -> None:
+        self.tokens = {f"zzphrase{i}": valence for i, (_, valence) in enumerate(phrases)}
+        groups = "|".join(f"(?P<zzphrase{i}>{p})" for i, (p, _) in enumerate(phrases))
+        self._pattern = re.compile(rf"(?<!\w)(?:{groups})(?!\w)", re.IGNORECASE)
+
+    def rewrite(self, text: str) -> str:
+        return self._pattern.sub(lambda m: str(m.lastgroup), text)
 
 
 def _pattern_xml() -> Path:
@@ -136,16 +169,17 @@ class PatternLexicon:
 class Ensemble:
     """VADER + retail lexicon, averaged with Pattern's lexicon (equal weights, fixed a priori)."""
 
-    name = "npsloop-ensemble-1 (vader-3.3.2+retail-1, pattern-textblob-0.20)"
+    name = "npsloop-ensemble-1 (vader-3.3.2+retail-1, pattern-textblob-0.20)"  # bump on any lexicon change
     languages = SUPPORTED_LANGUAGES
 
     def __init__(self, vader_weight: float = 0.5) -> None:
-        self.vader = Vader(retail_lexicon())
+        self.phrases = Phrases(retail_phrases())
+        self.vader = Vader({**retail_lexicon(), **self.phrases.tokens})
         self.pattern = PatternLexicon()
         self.vader_weight = vader_weight
 
     def compound(self, text: str) -> float:
-        v = self.vader.compound(text)
+        v = self.vader.compound(self.phrases.rewrite(text))
         p = self.pattern.score(text)
         if p == 0.0:  # Pattern knows no word here: VADER alone (emoji, slang, retail words)
             return v
