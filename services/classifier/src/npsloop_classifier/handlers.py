@@ -34,6 +34,7 @@ from .taxonomy import Taxonomy, default_taxonomy
 
 _TAG = re.compile(r"<[^>]{0,500}>")
 _SPACE = re.compile(r"\s+")
+_MARKER = re.compile(r"\[(?:email|phone|card|iban)\]")
 
 
 def plain_text(comment: str) -> str:
@@ -78,17 +79,16 @@ class Classifier:
         self.model_name = str(getattr(self.sentiment, "name", type(self.sentiment).__name__))
 
     def text(self, comment: str | None) -> TextResult:
-        raw = (comment or "").strip()
-        if not raw:
+        if not comment or not comment.strip():
             return TextResult(redacted=comment, sentiment=None)
-        redacted, pii = F.redact(raw)
+        redacted, pii = F.redact(comment)
         text = plain_text(redacted)
         found: list[str] = []
         if pii:
             found.append(F.PII)
         if F.is_urgent(text):
             found.append(F.URGENT)
-        language = self.detector(text)
+        language = self.detector(_MARKER.sub(" ", text))
         supported = language is None or language in self.languages
         themes = self.taxonomy.themes(text)
         if not text:  # only markup: nothing to read

@@ -33,7 +33,7 @@ _EXTRA_EN = (
     "had has have do does did done get got go went come came take took make made me him her them us your their "
     "ever still only just also than then now today yesterday week weeks day days hour hours minutes morning full "
     "car park floor floors shelves shelf form page room order ordered items item bread milk food people "
-    "standards stuff things thing time times lot lots can could would should will".split()
+    "standards stuff things thing time times lot lots can could would should will call phone please back".split()
 )
 
 
