@@ -90,15 +90,23 @@ class Classifier:
             found.append(F.URGENT)
         language = self.detector(_MARKER.sub(" ", text))
         supported = language is None or language in self.languages
-        themes = self.taxonomy.themes(text)
         if not text:  # only markup: nothing to read
-            return TextResult(redacted, None, themes, [], found, language)
+            return TextResult(redacted, None, [], [], found, language)
         if supported:
             mood = self.sentiment(text)
-            pairs = self.taxonomy.theme_compounds(text, lambda c: self.sentiment(c).compound)
+            known = {text: mood.compound}  # a clause that is the whole comment is not scored twice
+
+            def clause_compound(clause: str) -> float:
+                if clause not in known:
+                    known[clause] = self.sentiment(clause).compound
+                return known[clause]
+
+            pairs = self.taxonomy.theme_compounds(text, clause_compound)
             per_theme = [ThemeSentiment(theme=t, label=label_for(c), compound=c) for t, c in pairs]
+            themes = [t for t, _ in pairs]
         else:  # a language the model does not read: unknown, never a guess
             mood = unknown(self.model_name)
+            themes = self.taxonomy.themes(text)
             per_theme = [ThemeSentiment(theme=t, label=mood.label, compound=0.0) for t in themes]
         return TextResult(redacted, mood, themes, per_theme, found, language)
 

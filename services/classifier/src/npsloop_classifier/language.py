@@ -55,17 +55,33 @@ class LanguageDetector:
         if not words:
             return None
         known = sum(1 for w in words if w.lower() in self._english)
-        if known == len(words) and len(words) <= 4:
-            return "en"
+        if (known == len(words) and len(words) <= 4) or (known >= 0.8 * len(words) and _latin(text)):
+            return "en"  # English words in Latin script: no trigram model needed (and none fooled)
         found = self._detector.detect_language_of(text)
-        code = None if found is None else str(found.iso_code_639_1.name).lower()
-        if code != "en" and known >= 0.8 * len(words) and _latin(text):
-            return "en"  # short English that reads as another Latin-script language to trigrams
-        return code
+        return None if found is None else str(found.iso_code_639_1.name).lower()
 
 
 def _latin(text: str) -> bool:
     return all(ord(ch) < 0x250 for ch in text if ch.isalpha())
+
+
+#: Function words of other languages that an English word list (built from books) also holds.
+_NOT_EN = frozenset(
+    "de la le les des du et il elle une un est sont très die der das und ist nicht sehr gut ich wir zu "
+    "es el los las con para por muy bien het een en og och er ikke".split()
+)
+
+
+def _spelling_words(min_count: int = 2) -> list[str]:
+    """English words from TextBlob's spelling list (Norvig's big.txt counts), shipped in its wheel."""
+    from .sentiment import textblob_file
+
+    words = []
+    for line in textblob_file("en-spelling.txt").read_text("utf-8").splitlines():
+        word, _, count = line.partition(" ")
+        if word and not word.startswith(";") and count.isdigit() and int(count) >= min_count:
+            words.append(word)
+    return [w for w in words if w.lower() not in _NOT_EN]
 
 
 @cache
@@ -76,4 +92,5 @@ def default_detector() -> LanguageDetector:
     from .taxonomy import default_taxonomy
 
     terms = [w for spec in default_taxonomy().spec.themes.values() for t in spec.synonyms for w in t.split()]
-    return LanguageDetector(english_words=[*model.vader.lexicon_words(), *model.pattern.polarity, *terms, *_EXTRA_EN])
+    words = [*model.vader.lexicon_words(), *model.pattern.polarity, *terms, *_EXTRA_EN, *_spelling_words()]
+    return LanguageDetector(english_words=[w for w in words if w.lower() not in _NOT_EN])

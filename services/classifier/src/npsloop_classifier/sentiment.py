@@ -126,12 +126,12 @@ class Phrases:
         return self._pattern.sub(lambda m: str(m.lastgroup), text)
 
 
-def _pattern_xml() -> Path:
-    """Pattern's lexicon as shipped in the textblob wheel, found without importing textblob (and nltk)."""
+def textblob_file(name: str) -> Path:
+    """A data file of the textblob wheel (en/...), found without importing textblob (and nltk)."""
     spec = importlib.util.find_spec("textblob")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("textblob is not installed: it ships the Pattern lexicon the default model reads")
-    return Path(next(iter(spec.submodule_search_locations))) / "en" / "en-sentiment.xml"
+        raise RuntimeError("textblob is not installed: it ships the lexicons the default model reads")
+    return Path(next(iter(spec.submodule_search_locations))) / "en" / name
 
 
 class PatternLexicon:
@@ -140,7 +140,7 @@ class PatternLexicon:
     def __init__(self) -> None:
         senses: dict[str, list[float]] = {}
         self.intensifiers: dict[str, float] = {}
-        for word in ET.parse(_pattern_xml()).getroot():
+        for word in ET.parse(textblob_file("en-sentiment.xml")).getroot():
             form = (word.get("form") or "").lower()
             polarity = float(word.get("polarity") or 0)
             senses.setdefault(form, []).append(polarity)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -68,8 +68,20 @@ _CLAUSE = re.compile(
 )
 
 
+def clause_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each clause, boundaries excluded."""
+    spans, at = [], 0
+    for m in _CLAUSE.finditer(text):
+        if m.start() > at:
+            spans.append((at, m.start()))
+        at = m.end()
+    if at < len(text):
+        spans.append((at, len(text)))
+    return spans
+
+
 def clauses(text: str) -> list[str]:
-    return [c.strip() for c in _CLAUSE.split(text) if c and c.strip()]
+    return [c for c in (text[a:b].strip() for a, b in clause_spans(text)) if c]
 
 
 @dataclass(frozen=True)
@@ -78,33 +90,83 @@ class Mention:
     clauses: list[str]
 
 
+_WORDS = re.compile(r"\w+")
+
+
 class Taxonomy:
+    """Finds themes in one pass: single words by dictionary, stems by prefix, phrases by one regex."""
+
     def __init__(self, spec: TaxonomySpec, source: str) -> None:
         self.spec, self.source = spec, source
-        self._patterns: dict[str, re.Pattern[str]] = {}
+        self._order = {theme: i for i, theme in enumerate(spec.themes)}
+        self._words: dict[str, str] = {}
+        self._stems: dict[str, str] = {}
+        phrases: list[tuple[str, str]] = []
         for theme, t in spec.themes.items():
-            alternatives = sorted((re.escape(s).replace(r"\ ", r"\s+") for s in t.synonyms), key=len, reverse=True)
-            alternatives += [re.escape(s) + r"\w*" for s in t.stems]
-            self._patterns[theme] = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+            for term in t.synonyms:
+                if _WORDS.fullmatch(term):
+                    self._words[term.casefold()] = theme
+                else:
+                    phrases.append((theme, term))
+            for stem in t.stems:
+                self._stems[stem.casefold()] = theme
+        self._stem_lengths = sorted({len(s) for s in self._stems})
+        groups = []
+        self._group_theme: dict[str, str] = {}
+        for i, theme in enumerate(spec.themes):
+            alternatives = sorted(
+                (re.escape(term).replace(r"\ ", r"\s+") for th, term in phrases if th == theme), key=len, reverse=True
+            )
+            if alternatives:
+                groups.append(f"(?P<t{i}>" + "|".join(alternatives) + ")")
+                self._group_theme[f"t{i}"] = theme
+        self._phrases = (
+            re.compile(r"(?<!\w)(?:" + "|".join(groups) + r")(?!\w)", re.IGNORECASE) if groups else None
+        )
 
     @property
     def ids(self) -> list[str]:
         return list(self.spec.themes)
 
+    def hits(self, text: str) -> list[tuple[str, int]]:
+        """(theme, position) of every term found in `text`."""
+        out: list[tuple[str, int]] = []
+        words, stems, lengths = self._words, self._stems, self._stem_lengths
+        for m in _WORDS.finditer(text.casefold()):
+            word = m.group()
+            theme = words.get(word)
+            if theme is None:
+                for n in lengths:
+                    if n > len(word):
+                        break
+                    theme = stems.get(word[:n])
+                    if theme is not None:
+                        break
+            if theme is not None:
+                out.append((theme, m.start()))
+        if self._phrases is not None:
+            out += [(self._group_theme[str(m.lastgroup)], m.start()) for m in self._phrases.finditer(text)]
+        return out
+
     def themes(self, text: str) -> list[str]:
-        return [theme for theme, pattern in self._patterns.items() if pattern.search(text)]
+        return self._sorted({theme for theme, _ in self.hits(text)})
+
+    def _sorted(self, themes: Iterable[str]) -> list[str]:
+        return sorted(themes, key=self._order.__getitem__)
 
     def mentions(self, text: str) -> list[Mention]:
         """Each theme of `text` with the clauses that name it (in taxonomy order)."""
-        found: list[Mention] = []
-        parts = clauses(text)
-        for theme, pattern in self._patterns.items():
-            hits = [c for c in parts if pattern.search(c)]
-            if hits:
-                found.append(Mention(theme, hits))
-            elif pattern.search(text):  # a term across a clause boundary: the whole comment
-                found.append(Mention(theme, [text]))
-        return found
+        hits = self.hits(text)
+        if not hits:
+            return []
+        spans = clause_spans(text)
+        by_theme: dict[str, list[str]] = {}
+        for theme, at in hits:
+            clause = next((text[a:b] for a, b in spans if a <= at < b), text)
+            found = by_theme.setdefault(theme, [])
+            if clause not in found:
+                found.append(clause)
+        return [Mention(t, by_theme[t]) for t in self._sorted(by_theme)]
 
     def theme_compounds(self, text: str, compound: Callable[[str], float]) -> list[tuple[str, float]]:
         """(theme, compound) per theme, the mean over the clauses that mention it."""
