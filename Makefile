@@ -51,6 +51,10 @@ bench-ingest: install ## Ingest alone next to a bare FastAPI endpoint: single po
 	bash deploy/local/kafka.sh resolve
 	$(UV) run --frozen python -m bench.ingest
 
+bench-classifier: install ## Classifier on real Kafka next to a pass-through hop, and model comments/s on one core (BENCH_EVENTS)
+	bash deploy/local/kafka.sh resolve
+	$(UV) run --frozen python -m bench.classifier.bench --events $(BENCH_EVENTS)
+
 eval-sentiment: install ## Default sentiment model vs plain VADER on ../shared/data/sentiment (F1 per set; SET=file adds one)
 	$(UV) run --frozen python -m bench.classifier.eval_sentiment $(if $(SET),--set $(SET))
 

@@ -95,12 +95,20 @@ def model_time(sample: list[FeedbackReceivedV1], rounds: int) -> dict[str, Any]:
     timed("language", lambda t: c.detector(plain_text(t)))
     timed("sentiment", lambda t: c.sentiment(plain_text(t)))
     timed("themes_with_clause_sentiment", lambda t: c.taxonomy.theme_compounds(plain_text(t), c.sentiment.compound))
-    t0 = time.process_time()
-    for _ in range(rounds):
+    per_round = []
+    for _ in range(rounds):  # the machine is shared: the best round is the least disturbed one
+        t0 = time.process_time()
         for e in sample:
             classify(e, c, "bench")
-    per = (time.process_time() - t0) / (rounds * len(sample))
-    return {"comments_per_s": 1 / per, "us_per_comment": per * 1e6, "stages_us": stages, "model": c.model_name}
+        per_round.append((time.process_time() - t0) / len(sample))
+    best, median = min(per_round), sorted(per_round)[len(per_round) // 2]
+    return {
+        "comments_per_s": 1 / best,
+        "comments_per_s_median_round": 1 / median,
+        "us_per_comment": best * 1e6,
+        "stages_us": stages,
+        "model": c.model_name,
+    }
 
 
 async def produce(bootstrap: str, topic: str, msgs: list[tuple[bytes, bytes]]) -> None:
@@ -180,7 +188,10 @@ async def kafka_path(bootstrap: str, n: int, work: Path, timeout: float) -> dict
 
 def report(result: dict[str, Any]) -> None:
     m = result["model_time"]
-    print(f"\nmodel time, one core: {m['comments_per_s']:,.0f} comments/s ({m['us_per_comment']:.0f} us/comment)")
+    print(
+        f"\nmodel time, one core: {m['comments_per_s']:,.0f} comments/s ({m['us_per_comment']:.0f} us/comment; "
+        f"best of {result['rounds']} rounds, median round {m['comments_per_s_median_round']:,.0f}/s)"
+    )
     for stage, us in m["stages_us"].items():
         print(f"  {stage:30s} {us:7.1f} us")
     if "kafka" in result:
@@ -194,14 +205,14 @@ def report(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=20000)
-    ap.add_argument("--rounds", type=int, default=5, help="passes over the comments for the model time")
+    ap.add_argument("--rounds", type=int, default=10, help="passes over the comments for the model time")
     ap.add_argument("--bootstrap", help="an existing broker (default: start one of our own)")
     ap.add_argument("--skip-kafka", action="store_true")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--result-file", type=Path)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
-    result: dict[str, Any] = {"events": args.events}
+    result: dict[str, Any] = {"events": args.events, "rounds": args.rounds}
     result["model_time"] = model_time(events(len(comments())), args.rounds)
     if not args.skip_kafka:
         from npsloop_platform.testing.infra import kafka_broker
