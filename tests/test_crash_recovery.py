@@ -23,9 +23,9 @@ from sqlalchemy import text
 
 from npsloop_classifier.handlers import classify
 from npsloop_classifier.sentiment import Vader
+from npsloop_platform.bus.base import Message
 from npsloop_platform.bus.kafka import KafkaBus
 from npsloop_platform.db import Database
-from npsloop_platform.bus.base import Message
 from npsloop_platform.testing.helpers import committed_total, eventually
 from npsloop_platform.testing.servers import SmtpSink, free_port
 from npsloop_schemas import (

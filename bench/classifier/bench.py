@@ -39,7 +39,7 @@ from npsloop_schemas import Contact, FeedbackReceivedPayloadV1, FeedbackReceived
 EXTRA = [
     "Die Mitarbeiter waren sehr freundlich, aber die Schlange war lang",
     "Очень долго ждали на кассе",
-    "店员很友好，但是排队时间太长了",
+    "店员很友好，但是排队时间太长了",  # noqa: RUF001
     "<p>Great <b>staff</b> &amp; quick checkout</p>",
     "Call me on 07700 900123 or mail ann@example.com, I was charged twice",
     "👍👍",

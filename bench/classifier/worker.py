@@ -21,7 +21,8 @@ async def run(bootstrap: str, prefix: str) -> None:
         loop.add_signal_handler(sig, stopping.set)
     bus = KafkaBus(bootstrap, topic_prefix=prefix)
     await bus.start()
-    consumer = build_consumer(ClassifierSettings(database_url="postgresql://unused@127.0.0.1/unused"), bus, Classifier())
+    settings = ClassifierSettings(database_url="postgresql://unused@127.0.0.1/unused")  # the classifier has no tables
+    consumer = build_consumer(settings, bus, Classifier())
     await consumer.start()
     try:
         await stopping.wait()

@@ -17,7 +17,7 @@ CASES = {
     "html": ("<p>The <b>staff</b> were <i>lovely</i> &amp; helpful</p><script>x()</script>", "en", SentimentLabel.POSITIVE),
     "mixed language": ("Great staff, aber die Preise sind viel zu hoch und die Schlange war lang", "de", SentimentLabel.UNKNOWN),
     "cyrillic": ("Очень грубый персонал и долгая очередь", "ru", SentimentLabel.UNKNOWN),
-    "cjk": ("店员很友好，但是排队时间太长了", "zh", SentimentLabel.UNKNOWN),
+    "cjk": ("店员很友好，但是排队时间太长了", "zh", SentimentLabel.UNKNOWN),  # noqa: RUF001
     "arabic": ("الموظفون كانوا رائعين لكن الانتظار كان طويلا", "ar", SentimentLabel.UNKNOWN),
     "only markup": ("<br/><br/>", None, None),
 }

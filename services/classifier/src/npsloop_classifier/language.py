@@ -20,20 +20,29 @@ LANGUAGES: dict[str, str] = {
     "uk": "UKRAINIAN", "ar": "ARABIC", "he": "HEBREW", "zh": "CHINESE", "ja": "JAPANESE", "ko": "KOREAN",
 }  # fmt: skip
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 _LETTERS = re.compile(r"[^\W\d_]+")
 _COMMON_EN = frozenset(
-    "a an the and or but very so too really quite was were is are be been it its this that i we you they my our "
-    "shop store staff service thanks thank you all ok okay fine good nice great bad poor place here there".split()
+    _words(
+        "a an the and or but very so too really quite was were is are be been it its this that i we you they my our "
+        "shop store staff service thanks thank you all ok okay fine good nice great bad poor place here there"
+    )
 )
 
 
-_EXTRA_EN = (
-    "at in on of for to from with by about after before again always every each some any much many more most "
-    "what which who when where why how not no never nothing nobody one two three four five six ten twenty forty "
-    "had has have do does did done get got go went come came take took make made me him her them us your their "
-    "ever still only just also than then now today yesterday week weeks day days hour hours minutes morning full "
-    "car park floor floors shelves shelf form page room order ordered items item bread milk food people "
-    "standards stuff things thing time times lot lots can could would should will call phone please back".split()
+_EXTRA_EN = tuple(
+    _words(
+        "at in on of for to from with by about after before again always every each some any much many more most "
+        "what which who when where why how not no never nothing nobody one two three four five six ten twenty forty "
+        "had has have do does did done get got go went come came take took make made me him her them us your their "
+        "ever still only just also than then now today yesterday week weeks day days hour hours minutes morning full "
+        "car park floor floors shelves shelf form page room order ordered items item bread milk food people "
+        "standards stuff things thing time times lot lots can could would should will call phone please back"
+    )
 )
 
 
@@ -67,8 +76,10 @@ def _latin(text: str) -> bool:
 
 #: Function words of other languages that an English word list (built from books) also holds.
 _NOT_EN = frozenset(
-    "de la le les des du et il elle une un est sont très die der das und ist nicht sehr gut ich wir zu "
-    "es el los las con para por muy bien het een en og och er ikke".split()
+    _words(
+        "de la le les des du et il elle une un est sont très die der das und ist nicht sehr gut ich wir zu "
+        "es el los las con para por muy bien het een en og och er ikke"
+    )
 )
 
 

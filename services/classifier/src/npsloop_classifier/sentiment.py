@@ -70,9 +70,16 @@ class Vader:
         return Sentiment(label=label_for(compound), compound=compound, model=self.name)
 
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _NEGATIONS = frozenset(
-    "not no never nothing nobody none neither nor cannot without hardly barely isnt wasnt dont didnt doesnt".split()
+    _words(
+        "not no never nothing nobody none neither nor cannot without hardly barely isnt wasnt dont didnt doesnt"
+    )
 )
 
 

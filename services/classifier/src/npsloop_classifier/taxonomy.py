@@ -62,7 +62,7 @@ class TaxonomyError(ValueError):
 # Clause boundaries: sentence ends, semicolons, commas, line breaks, contrast words, and an "and"
 # that starts a new subject ("... and the queue was long").
 _CLAUSE = re.compile(
-    r"[.!?;,\n]+|\s[-–—]\s|\s+\b(?:but|however|although|though|whereas|except|yet|while|aber|mais|pero)\b\s*"
+    r"[.!?;,\n]+|\s[-\u2013\u2014]\s|\s+\b(?:but|however|although|though|whereas|except|yet|while|aber|mais|pero)\b\s*"
     r"|\s+and\s+(?=(?:the|my|it|they|there|their|your|our|we|i|prices?|staff)\b)",
     re.IGNORECASE,
 )
