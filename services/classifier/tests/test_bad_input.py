@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from npsloop_classifier.handlers import Classifier, classify
-from npsloop_schemas import SentimentLabel
-
-from .factories import received
+from npsloop_schemas import FeedbackReceivedV1, SentimentLabel
 
 CASES = {
     "empty": ("", None, None),
@@ -24,7 +24,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_is_classified(classifier: Classifier, name: str) -> None:
+def test_bad_input_is_classified(name: str, classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     comment, language, label = CASES[name]
     out = classify(received(4, comment), classifier, "c").payload
     assert out.language == language
@@ -32,12 +32,12 @@ def test_bad_input_is_classified(classifier: Classifier, name: str) -> None:
     assert out.feedback.comment == comment  # nothing to redact: kept byte for byte
 
 
-def test_html_is_read_as_text_and_tags_name_no_theme(classifier: Classifier) -> None:
+def test_html_is_read_as_text_and_tags_name_no_theme(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     out = classify(received(9, "<div class='app'><p>Great staff</p></div>"), classifier, "c").payload
     assert out.themes == ["staff"]  # the attribute 'app' in a tag is not the app theme
 
 
-def test_5000_characters(classifier: Classifier) -> None:
+def test_5000_characters(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     comment = ("The staff were friendly but the queue was long and the prices too high. " * 80)[:5000]
     assert len(comment) == 5000
     out = classify(received(5, comment), classifier, "c").payload
@@ -47,7 +47,7 @@ def test_5000_characters(classifier: Classifier) -> None:
     assert labels["staff"] == "positive" and labels["waiting_time"] == "negative"
 
 
-def test_5000_digits_and_symbols(classifier: Classifier) -> None:
+def test_5000_digits_and_symbols(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     comment = ("1234 5678 " * 500)[:5000]
     out = classify(received(5, comment), classifier, "c").payload
     assert out.sentiment is not None and out.sentiment.label is SentimentLabel.NEUTRAL

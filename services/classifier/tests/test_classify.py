@@ -1,17 +1,17 @@
+from collections.abc import Callable
+
 import pytest
 
 from npsloop_classifier.handlers import Classifier, classified_event_id, classify, reclassified_event_id, reclassify
 from npsloop_classifier.sentiment import Ensemble, Vader, default_model, label_for
-from npsloop_schemas import Band, Sentiment, SentimentLabel, derive_id
-
-from .factories import received, updated
+from npsloop_schemas import Band, FeedbackReceivedV1, FeedbackUpdatedV1, Sentiment, SentimentLabel, derive_id
 
 
 def fixed(label: SentimentLabel, compound: float) -> object:
     return lambda text: Sentiment(label=label, compound=compound, model="fake")
 
 
-def test_band_lineage_themes_and_theme_sentiments(classifier: Classifier) -> None:
+def test_band_lineage_themes_and_theme_sentiments(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     event = received(2, "The cashier was rude and the queue took forever")
     out = classify(event, classifier, "classifier")
     assert out.payload.band is Band.DETRACTOR
@@ -25,7 +25,7 @@ def test_band_lineage_themes_and_theme_sentiments(classifier: Classifier) -> Non
     assert {t.theme: t.label for t in out.payload.theme_sentiments} == {"staff": "negative", "waiting_time": "negative"}
 
 
-def test_each_theme_gets_the_sentiment_of_its_own_clause(classifier: Classifier) -> None:
+def test_each_theme_gets_the_sentiment_of_its_own_clause(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     out = classify(received(6, "friendly staff but the queue was endless"), classifier, "c").payload
     assert {t.theme: t.label for t in out.theme_sentiments} == {"staff": "positive", "waiting_time": "negative"}
     out = classify(received(7, "Great prices, but the app keeps crashing and delivery was late"), classifier, "c")
@@ -33,13 +33,13 @@ def test_each_theme_gets_the_sentiment_of_its_own_clause(classifier: Classifier)
     assert labels == {"price": "positive", "app_website": "negative", "delivery": "negative"}
 
 
-def test_no_comment_means_no_sentiment(classifier: Classifier) -> None:
+def test_no_comment_means_no_sentiment(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     out = classify(received(10), classifier, "c")
     assert out.payload.band is Band.PROMOTER and out.payload.sentiment is None and out.payload.themes == []
     assert out.payload.language is None and out.payload.theme_sentiments == []
 
 
-def test_flags() -> None:
+def test_flags(received: Callable[..., FeedbackReceivedV1]) -> None:
     neg = Classifier(fixed(SentimentLabel.NEGATIVE, -0.8))  # type: ignore[arg-type]
     pos = Classifier(fixed(SentimentLabel.POSITIVE, 0.8))  # type: ignore[arg-type]
     assert "score_sentiment_mismatch" in classify(received(10, "meh"), neg, "c").payload.flags
@@ -51,7 +51,7 @@ def test_flags() -> None:
     assert "no_contact" in classify(received(1, None, consent=False), neg, "c").payload.flags
 
 
-def test_pii_is_redacted_in_the_published_comment(classifier: Classifier) -> None:
+def test_pii_is_redacted_in_the_published_comment(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     comment = "Refund to DE89 3704 0044 0532 0130 00 or mail ann@example.com, call +49 151 1234567, card 4111 1111 1111 1111"
     event = received(2, comment)
     out = classify(event, classifier, "c").payload
@@ -63,7 +63,7 @@ def test_pii_is_redacted_in_the_published_comment(classifier: Classifier) -> Non
     assert "contains_pii" not in clean.flags and clean.feedback.comment == "Visited on 2026-11-23, paid 12.50, order 12345678"
 
 
-def test_another_language_is_unknown_never_a_guess(classifier: Classifier) -> None:
+def test_another_language_is_unknown_never_a_guess(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     out = classify(received(2, "Die Mitarbeiter waren sehr unfreundlich und die Kasse war geschlossen"), classifier, "c")
     assert out.payload.language == "de"
     assert out.payload.sentiment is not None and out.payload.sentiment.label is SentimentLabel.UNKNOWN
@@ -71,7 +71,7 @@ def test_another_language_is_unknown_never_a_guess(classifier: Classifier) -> No
     assert all(t.label is SentimentLabel.UNKNOWN for t in out.payload.theme_sentiments)
 
 
-def test_updated_comment_is_reclassified_with_a_derived_id(classifier: Classifier) -> None:
+def test_updated_comment_is_reclassified_with_a_derived_id(classifier: Classifier, received: Callable[..., FeedbackReceivedV1], updated: Callable[..., FeedbackUpdatedV1]) -> None:
     original = received(3)
     update = updated(original, "Rude staff. Call me on 07700 900123", consent_to_contact=False)
     out = reclassify(update, classifier, "c")

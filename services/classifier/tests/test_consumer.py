@@ -4,19 +4,27 @@ input classified, poison dead-lettered, the partition moving."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from npsloop_classifier.config import ClassifierSettings
 from npsloop_classifier.consumer import build_consumer
 from npsloop_classifier.handlers import Classifier, classified_event_id, reclassified_event_id
 from npsloop_platform.bus import Bus
 from npsloop_platform.testing.helpers import read_topic
-from npsloop_schemas import FeedbackClassifiedV1, FeedbackReclassifiedV1, Topics, parse_event, serialize_event
-
-from .factories import received, updated
+from npsloop_schemas import (
+    FeedbackClassifiedV1,
+    FeedbackReceivedV1,
+    FeedbackReclassifiedV1,
+    FeedbackUpdatedV1,
+    Topics,
+    parse_event,
+    serialize_event,
+)
 
 BAD = ["", "👍👍", "x" * 5000, "<p>Great <b>staff</b></p>", "Great staff, aber zu teuer", "Очень плохо", "很好", "سيء"]
 
 
-async def test_received_and_updated_are_classified_on_their_key(bus: Bus, classifier: Classifier) -> None:
+async def test_received_and_updated_are_classified_on_their_key(bus: Bus, classifier: Classifier, received: Callable[..., FeedbackReceivedV1], updated: Callable[..., FeedbackUpdatedV1]) -> None:
     key = "acme:c-9"
     first = received(2, "Rude staff and a long queue")
     late = updated(first, "Actually the manager called me back, mail me at ann@example.com")
