@@ -10,12 +10,14 @@ from npsloop_platform.bus import Bus
 from .config import ClassifierSettings
 from .consumer import build_consumer
 from .handlers import Classifier
+from .sentiment import model_named
 from .taxonomy import load_taxonomy
 
 
 def build(settings: ClassifierSettings, bus: Bus) -> ServiceParts:
     # A bad taxonomy file stops the start here, with the file and the fault named.
-    classifier = Classifier(taxonomy=load_taxonomy(settings.taxonomy_file))
+    sentiment = model_named(settings.sentiment_model)
+    classifier = Classifier(sentiment, taxonomy=load_taxonomy(settings.taxonomy_file))
     consumer = build_consumer(settings, bus, classifier)
     return ServiceParts(components=[consumer], consumers=[consumer])
 
