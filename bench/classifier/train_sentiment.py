@@ -1,6 +1,6 @@
-"""Fits the calibrated sentiment model (`Calibrated`, NPSLOOP_SENTIMENT_MODEL=calibrated): a ridge regression of the human mean rating
-(-4..4, scaled to -1..1) on `Ensemble.features` (VADER with the retail lexicon, Pattern), solved
-exactly (normal equations), so a re-run gives the very same weights.
+"""Fits the calibrated sentiment model (`Calibrated`, NPSLOOP_SENTIMENT_MODEL=calibrated): a ridge
+regression of the human mean rating (-4..4, scaled to -1..1) on `Ensemble.features` (VADER with
+the retail lexicon, Pattern), solved exactly (normal equations): a re-run gives the same weights.
 
     uv run --frozen python -m bench.classifier.train_sentiment     # all three shared sets -> the shipped weights
 
@@ -43,7 +43,7 @@ def fit(features: Sequence[dict[str, float]], targets: Sequence[float], ridge: f
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:
     """Gaussian elimination with partial pivoting (a is small: one row per feature)."""
     n = len(b)
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    m = [[*row, b[i]] for i, row in enumerate(a)]
     for col in range(n):
         pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
         m[col], m[pivot] = m[pivot], m[col]
