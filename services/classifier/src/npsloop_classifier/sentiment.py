@@ -237,8 +237,8 @@ class Calibration:
 
 class Calibrated(Ensemble):
     """A variant (NPSLOOP_SENTIMENT_MODEL=calibrated): the ensemble's lexicon features, weighted by
-    a linear regression on the human ratings of the VADER sets (`bench/classifier/train_sentiment.py`). A comment in which no
-    lexicon finds a sentiment word is neutral (0.0): no evidence is not a guess."""
+    a linear regression on the human ratings of the VADER sets (`bench/classifier/train_sentiment.py`).
+    A comment in which no lexicon finds a sentiment word is neutral (0.0): no evidence is not a guess."""
 
     languages = SUPPORTED_LANGUAGES
 
