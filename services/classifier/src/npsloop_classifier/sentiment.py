@@ -164,26 +164,36 @@ class PatternLexicon:
         self.polarity = {w: sum(v) / len(v) for w, v in senses.items() if any(v)}
 
     def score(self, text: str) -> float:
-        values: list[float] = []
-        negated, multiplier = False, 1.0
-        for token in _WORD.findall(text.lower().replace("n't", " not")):
+        """Mean polarity of the words found. A negation before a word flips and halves it; "too"
+        before a positive word makes it negative ("too sweet"); after a "but", words weigh 1.5 and
+        before it 0.5 (VADER's contrast rule)."""
+        tokens = _WORD.findall(text.lower().replace("n't", " not"))
+        but = tokens.index("but") if "but" in tokens else None
+        total = weights = 0.0
+        negated, multiplier, previous = False, 1.0, ""
+        for i, token in enumerate(tokens):
             if token in _NEGATIONS:
                 negated = True
                 continue
             polarity = self.polarity.get(token)
             if polarity is None:
                 multiplier = self.intensifiers.get(token, multiplier)
+                previous = token
                 continue
             value = polarity * multiplier
-            values.append(_clamp(-0.5 * value if negated else value))
-            negated, multiplier = False, 1.0
-        return sum(values) / len(values) if values else 0.0
+            if previous == "too" and value > 0:
+                value = -value
+            weight = 1.0 if but is None else 0.5 if i < but else 1.5
+            total += weight * _clamp(-0.5 * value if negated else value)
+            weights += weight
+            negated, multiplier, previous = False, 1.0, token
+        return total / weights if weights else 0.0
 
 
 class Ensemble:
     """VADER + retail lexicon, averaged with Pattern's lexicon (equal weights, fixed a priori)."""
 
-    name = "npsloop-ensemble-1 (vader-3.3.2+retail-1, pattern-textblob-0.20)"  # bump on any lexicon change
+    name = "npsloop-ensemble-2 (vader-3.3.2+retail-1, pattern-textblob-0.20)"  # bump on any lexicon change
     languages = SUPPORTED_LANGUAGES
 
     def __init__(self, vader_weight: float = 0.5) -> None:
