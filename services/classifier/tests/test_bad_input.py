@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from npsloop_classifier.handlers import Classifier, classify
+from npsloop_classifier.sentiment import CHUNK, MAX_EMOJI, Ensemble, chunks
 from npsloop_schemas import FeedbackReceivedV1, SentimentLabel
 
 CASES = {
@@ -52,3 +53,36 @@ def test_5000_digits_and_symbols(classifier: Classifier, received: Callable[...,
     out = classify(received(5, comment), classifier, "c").payload
     assert out.sentiment is not None and out.sentiment.label is SentimentLabel.NEUTRAL
     assert out.language is None and out.themes == [] and out.feedback.comment == comment
+
+
+@pytest.mark.parametrize(
+    "comment",
+    ["😀" * 5000, "😀😡" * 2500, "x" * 5000, "good " * 1000, ("The staff were great. " * 250)[:5000], "! " * 2500],
+)
+def test_long_input_reaches_vader_in_bounded_pieces(
+    classifier: Classifier, received: Callable[..., FeedbackReceivedV1], comment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VADER's work grows with the square of a text's words: it must never see a 5,000-character text."""
+    model = classifier.sentiment
+    assert isinstance(model, Ensemble)
+    analyzer = model.vader._analyzer
+    seen: list[str] = []
+    original = analyzer.polarity_scores
+
+    def recording(text: str) -> dict[str, float]:
+        seen.append(text)
+        return original(text)
+
+    monkeypatch.setattr(analyzer, "polarity_scores", recording)
+    out = classify(received(5, comment), classifier, "c").payload
+    assert out.sentiment is not None and seen
+    assert max(len(t) for t in seen) <= CHUNK
+    emoji = sum(1 for t in seen for ch in t if ch in analyzer.emojis)
+    assert emoji <= MAX_EMOJI * 2  # the overall text, and the clauses of the themes (none here)
+
+
+def test_chunks_cut_at_sentence_ends_and_spaces() -> None:
+    text = "One two three. " * 30 + "x" * 700
+    parts = chunks(text)
+    assert all(len(p) <= CHUNK for p in parts) and "".join(parts).replace(" ", "") == text.replace(" ", "")
+    assert parts[0].endswith("three.")

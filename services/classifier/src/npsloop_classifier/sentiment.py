@@ -190,6 +190,31 @@ class PatternLexicon:
         return total / weights if weights else 0.0
 
 
+CHUNK = 300
+MAX_EMOJI = 50
+_SENTENCE_END = re.compile(r"(?<=[.!?\n])\s+")
+
+
+def chunks(text: str, size: int = CHUNK) -> list[str]:
+    """`text` in pieces of at most `size` characters, cut at sentence ends, else at spaces."""
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        while len(sentence) > size:
+            cut = sentence.rfind(" ", 0, size)
+            cut = cut if cut > 0 else size
+            pieces.append(sentence[:cut])
+            sentence = sentence[cut:].lstrip()
+        if sentence:
+            pieces.append(sentence)
+    out: list[str] = []
+    for piece in pieces:  # pack short sentences together again
+        if out and len(out[-1]) + 1 + len(piece) <= size:
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out or [text[:size]]
+
+
 class Ensemble:
     """VADER + retail lexicon, averaged with Pattern's lexicon (equal weights, fixed a priori)."""
 
@@ -203,7 +228,38 @@ class Ensemble:
         self.vader_weight = vader_weight
 
     def features(self, text: str) -> dict[str, float]:
-        """What the lexicons say about `text`, the inputs of `Calibrated` (one VADER pass)."""
+        """What the lexicons say about `text`, the inputs of `Calibrated`.
+
+        VADER's time grows with the square of a text's words (and an emoji is two or three words),
+        so a long text is read in chunks of at most CHUNK characters, at sentence ends where it can,
+        and the features are averaged by length; runs of one emoji or symbol are cut to three and
+        a text keeps at most MAX_EMOJI emoji. 5,000 emoji take milliseconds, not seconds."""
+        if len(text) <= CHUNK:
+            return self._features(text)
+        parts = chunks(self._bounded(text))
+        if len(parts) == 1:
+            return self._features(parts[0])
+        weighted = [(len(p), self._features(p)) for p in parts]
+        total = sum(n for n, _ in weighted)
+        return {k: sum(n * f[k] for n, f in weighted) / total for k in weighted[0][1]}
+
+    def _bounded(self, text: str) -> str:
+        emojis = self.vader._analyzer.emojis
+        out: list[str] = []
+        seen, run, last = 0, 0, ""
+        for ch in text:
+            run = run + 1 if ch == last else 1
+            last = ch
+            if run > 3 and not ch.isalnum() and not ch.isspace():
+                continue
+            if ch in emojis:
+                seen += 1
+                if seen > MAX_EMOJI:
+                    continue
+            out.append(ch)
+        return "".join(out)
+
+    def _features(self, text: str) -> dict[str, float]:
         scores = self.vader._analyzer.polarity_scores(self.phrases.rewrite(text))
         v = float(scores["compound"])
         p = self.pattern.score(text)
