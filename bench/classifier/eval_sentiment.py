@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             note = f"calib fitted on {' and '.join(q.name for q in others)}"
         else:
             compounds["calib"] = [shipped.compound_of(f) for f in features[path]]
-            note = "calib = the shipped weights; this set is in none of their training sets"
+            note = "calib = the shipped weights, fitted on the shared sets only"
         print(f"\n== {path.name} ({len(data)} sentences; {note})")
         for mapping, cut in MAPPINGS.items():
             truth = [rating_class(r, cut) for _, r in data]
