@@ -61,7 +61,7 @@ eval-sentiment: install ## Default sentiment model vs plain VADER on ../shared/d
 eval-themes: install ## Themes and their clause sentiment on the labeled comments in bench/classifier/data/themes.tsv
 	$(UV) run --frozen python -m bench.classifier.eval_themes
 
-eval-flags: install ## urgent, contains_pii, score_sentiment_mismatch on bench/classifier/data/flags.tsv
+eval-flags: install ## urgent, contains_pii, score_sentiment_mismatch on bench/classifier/data/flags*.tsv
 	$(UV) run --frozen python -m bench.classifier.eval_flags
 
 kafka-start: ## Start the local Kafka broker (127.0.0.1:19092); a second start reuses it

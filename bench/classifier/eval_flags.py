@@ -1,4 +1,5 @@
-"""`make eval-flags`: each flag on hand-written labeled examples (bench/classifier/data/flags.tsv).
+"""`make eval-flags`: each flag on hand-written labeled examples (bench/classifier/data/flags.tsv
+and flags_after.tsv, written after the first rules; see its header for its untuned score).
 
 Prints precision, recall and F1 of `urgent`, `contains_pii` and `score_sentiment_mismatch`, and
 checks that every comment flagged `contains_pii` comes out with no email, phone or card left.
@@ -19,6 +20,7 @@ from npsloop_classifier.handlers import Classifier, classify
 from npsloop_schemas import FeedbackReceivedPayloadV1, FeedbackReceivedV1
 
 DATA = Path(__file__).with_name("data") / "flags.tsv"
+LATER = Path(__file__).with_name("data") / "flags_after.tsv"
 FLAGS = ("urgent", "contains_pii", "score_sentiment_mismatch")
 _LEFTOVER = re.compile(r"@|\d{6,}|\d{3,}[ -]\d{3,}")
 
@@ -77,16 +79,18 @@ def evaluate(classifier: Classifier, examples: list[Example]) -> tuple[dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, action="append", help="a labeled file (default: both in the repo)")
     args = ap.parse_args(argv)
-    examples = load(args.data)
-    scores, leaks = evaluate(Classifier(), examples)
-    print(f"flags on {len(examples)} labeled comments ({args.data.name})")
-    print(f"  {'flag':26s} precision recall  F1    support")
-    for f, (p, r, f1) in scores.items():
-        support = sum(1 for ex in examples if f in ex.flags)
-        print(f"  {f:26s} {p:9.3f} {r:6.3f} {f1:6.3f} {support:6d}")
-    print(f"  redacted comments with an address or long number left: {leaks}")
+    classifier = Classifier()
+    for path in args.data or [DATA, LATER]:
+        examples = load(path)
+        scores, leaks = evaluate(classifier, examples)
+        print(f"flags on {len(examples)} labeled comments ({path.name})")
+        print(f"  {'flag':26s} precision recall  F1    support")
+        for f, (p, r, f1) in scores.items():
+            support = sum(1 for ex in examples if f in ex.flags)
+            print(f"  {f:26s} {p:9.3f} {r:6.3f} {f1:6.3f} {support:6d}")
+        print(f"  redacted comments with an address or long number left: {leaks}")
     return 0
 
 

@@ -3,6 +3,10 @@ Floors below what the current rules reach, so a change that breaks a theme or a 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from bench.classifier import eval_flags, eval_themes
 from npsloop_classifier.handlers import Classifier
 from npsloop_classifier.sentiment import Vader
@@ -24,8 +28,9 @@ def test_themes_and_their_sentiment(classifier: Classifier) -> None:
     assert report.sentiment_accuracy > baseline.sentiment_accuracy + 0.2
 
 
-def test_flags(classifier: Classifier) -> None:
-    scores, leaks = eval_flags.evaluate(classifier, eval_flags.load())
+@pytest.mark.parametrize("path", [eval_flags.DATA, eval_flags.LATER], ids=["flags", "flags_after"])
+def test_flags(classifier: Classifier, path: Path) -> None:
+    scores, leaks = eval_flags.evaluate(classifier, eval_flags.load(path))
     assert leaks == 0
     assert scores["urgent"][2] >= 0.9 and scores["contains_pii"][2] >= 0.95
     assert scores["score_sentiment_mismatch"][2] >= 0.8
