@@ -58,7 +58,7 @@ bench-classifier: install ## Classifier on real Kafka next to a pass-through hop
 eval-sentiment: install ## Default sentiment model vs plain VADER on ../shared/data/sentiment (F1 per set; SET=file adds one)
 	$(UV) run --frozen python -m bench.classifier.eval_sentiment $(if $(SET),--set $(SET))
 
-eval-themes: install ## Themes and their clause sentiment on the labeled comments in bench/classifier/data/themes.tsv
+eval-themes: install ## Themes and their clause sentiment on the labeled comments in bench/classifier/data/themes*.tsv
 	$(UV) run --frozen python -m bench.classifier.eval_themes
 
 eval-flags: install ## urgent, contains_pii, score_sentiment_mismatch on bench/classifier/data/flags*.tsv
