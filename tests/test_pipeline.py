@@ -66,7 +66,8 @@ async def test_three_feedbacks_close_the_loop_exactly_once(
     assert len(smtp_server.messages) == 1
     mail = smtp_server.messages[0]
     assert mail["To"] == "ann@example.com"
-    assert "10/10" in mail.get_payload()
+    text_part = mail.get_payload()[0].get_payload(decode=True).decode()  # multipart: text, then HTML
+    assert "10/10" in text_part and mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     assert len(http_sink.requests) == 1
     task = http_sink.requests[0]["json"]

@@ -30,14 +30,16 @@ from .dashboard import router as dashboard_router
 class Loop:
     def __init__(self, bus: Bus, database_url: str, **overrides: Any) -> None:
         """`overrides` are settings fields (e.g. smtp_port, call_task_url) applied to every service."""
-        common: dict[str, Any] = {"bus": bus.name, "database_url": database_url, **overrides}
+        # Dev mode unless told otherwise: the embedded default and tests allow http://127.0.0.1 webhooks.
+        common: dict[str, Any] = {"bus": bus.name, "database_url": database_url, "mode": "dev", **overrides}
         self.bus = bus
         self.ingest_settings = IngestSettings(**common)
         self.notifier_settings = NotifierSettings(**common)
         classifier = build_classifier(ClassifierSettings(**common), bus)
         actions = build_actions(ActionsSettings(**common), bus)
-        notifier = build_notifier(self.notifier_settings, bus)
+        notifier = build_notifier(self.notifier_settings, bus, keys=actions.keys)
         ingest = build_ingest(self.ingest_settings, bus, keys=actions.keys, db=actions.db)  # one database
+        self.notifier = notifier
         parts = [ingest, classifier, actions, notifier]
         self.components: list[Component] = [c for p in parts for c in p.components]
         assert actions.db is not None and actions.keys is not None
@@ -46,7 +48,7 @@ class Loop:
         # Signs dashboard sessions; a new one per start, so a restart signs everybody out.
         self.session_secret = secrets.token_bytes(32)
         self.consumers: dict[str, EventConsumer] = {c.group_id: c for p in parts for c in p.consumers}
-        self.routers = [*ingest.routers, *actions.routers, dashboard_router]
+        self.routers = [*ingest.routers, *actions.routers, *notifier.routers, dashboard_router]
         self.parts = parts
 
     async def start(self) -> None:
@@ -58,7 +60,7 @@ class Loop:
             await component.stop()
 
     def app(self, *, manage_bus: bool = True, manage_components: bool = True) -> FastAPI:
-        """One ASGI app: ingest's and actions' routes, the dashboard, /healthz and /readyz."""
+        """One ASGI app: ingest's, actions' and the notifier's routes, the dashboard, /healthz and /readyz."""
         components: list[Component] = [*([self.bus] if manage_bus else [])]
         if manage_components:
             components += self.components

@@ -268,12 +268,14 @@ class EventConsumer(Background):
         self.stats.handled += len(items) - len(uow.refused)
 
     async def _run_unit(self, items: Sequence[Received[Any]]) -> UnitOfWork:
-        by_type: dict[type[Envelope], list[Received[Any]]] = {}
+        # Grouped by handler, not by type: one handler registered for several types (the
+        # notifier's case events) sees them in poll order, so per-key order holds across types.
+        by_handler: dict[BatchHandler, list[Received[Any]]] = {}
         for item in items:
-            by_type.setdefault(type(item.event), []).append(item)
+            by_handler.setdefault(self.handlers[type(item.event)], []).append(item)
         async with self.unit_of_work() as uow:
-            for cls, group in by_type.items():
-                await self.handlers[cls](group, uow)
+            for handler, group in by_handler.items():
+                await handler(group, uow)
             await uow.commit()
         return uow
 
