@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -21,7 +22,7 @@ from .api.deps import EXTRA, NotifierApi
 from .channels import FileCallTaskChannel, HttpCallTaskChannel, HttpClient, MaildirChannel, SmtpChannel, SmtpPool
 from .config import EMAIL_KINDS, NotifierSettings
 from .consumer import build_consumer
-from .delivery import Clock, utcnow
+from .delivery import Clock, Sleep, utcnow
 from .handlers import Notifier
 from .links import Links
 from .models import SCHEMA
@@ -63,8 +64,10 @@ def build(
     db: Database | None = None,
     *,
     clock: Clock = utcnow,
+    sleep: Sleep = asyncio.sleep,
     keys: KeyStore | None = None,
 ) -> ServiceParts:
+    """`clock` and `sleep` are injectable: tests never wait through a backoff or a frequency cap."""
     # Every delivery under way may finish at once: a pool smaller than that opens and closes
     # connections all the time (a new Postgres backend each), which cost more than the deliveries.
     db = db or Database(settings.dsn, pool_size=settings.max_in_flight + 2)
@@ -90,11 +93,14 @@ def build(
         settings.max_in_flight,
         ContactPolicy(settings, load_stores(settings.stores_file)),
         clock,
+        sleep,
     )
     subscriptions = SqlWebhookStore(
         db, disable_after=settings.webhook_disable_after, cache_ttl_s=settings.webhook_cache_ttl_s
     )
-    dispatcher = WebhookDispatcher(subscriptions, WebhookSender(webhook_http), settings, settings.max_in_flight, clock)
+    dispatcher = WebhookDispatcher(
+        subscriptions, WebhookSender(webhook_http), settings, settings.max_in_flight, clock, sleep
+    )
     consumer = build_consumer(settings, bus, notifier, dispatcher)
     access: list[Component] = []
     if keys is None:  # on its own; the embedded default passes the one key store it shares
@@ -115,7 +121,7 @@ def build(
         db=db,
         consumers=[consumer],
         keys=keys,
-        extras={EXTRA: api},
+        extras={EXTRA: api, "notifier.delivery": notifier},
     )
 
 
