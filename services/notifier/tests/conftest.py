@@ -241,3 +241,20 @@ def receiver() -> Iterator[Receiver]:
 def body_of(r: Received) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(r.body)
     return data
+
+
+@pytest.fixture
+async def mem_service(database_url: str, smtp_server: Any, http_sink: Any) -> AsyncIterator[Service]:
+    """The notifier on the memory bus, for what does not depend on the bus (policy, templates)."""
+    from npsloop_platform.bus import MemoryBus
+
+    bus = MemoryBus()
+    await bus.start()
+    svc, parts = await started_service(
+        bus, database_url, smtp_host=smtp_server.host, smtp_port=smtp_server.port, call_task_url=http_sink.url
+    )
+    try:
+        yield svc
+    finally:
+        await stop_service(svc, parts)
+        await bus.stop()

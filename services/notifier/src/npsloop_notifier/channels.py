@@ -27,7 +27,7 @@ from npsloop_schemas import NotificationRequestedV1
 
 from .config import NotifierSettings
 from .ports import DeliveryError
-from .templates import Templates
+from .templates import WIRE, Templates
 
 __all__ = [
     "DeliveryError",
@@ -148,7 +148,7 @@ class SmtpChannel:
         msg = self.templates.compose(request, self.s.mail_from)
         to = request.payload.recipient.email or ""
         try:
-            await self.pool.send(envelope_sender(str(msg["From"])), to, msg.as_bytes())
+            await self.pool.send(envelope_sender(str(msg["From"])), to, msg.as_bytes(policy=WIRE))
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise DeliveryError(f"recipient refused: {exc}", permanent=True) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
@@ -167,7 +167,7 @@ class MaildirChannel:
 
     async def deliver(self, request: NotificationRequestedV1) -> None:
         msg = self.templates.compose(request, self.sender)  # the same headers as over SMTP
-        await asyncio.to_thread(self.box.add, msg)
+        await asyncio.to_thread(self.box.add, msg.as_bytes(policy=WIRE))
 
 
 class HttpClient:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from email.charset import QP, Charset
+from email.policy import compat32
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -27,6 +28,8 @@ from .policy import suppression_hash
 from .ports import DeliveryError
 
 BUILTIN = Path(__file__).parent / "templates"
+#: Headers folded only past 998 characters: a List-Unsubscribe URL stays on one line.
+WIRE = compat32.clone(max_line_length=998)
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP  # readable in any mail client's source view, unlike base64
 
