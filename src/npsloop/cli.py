@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     from .import_cli import add_import_parser
 
     add_import_parser(sub)
+    from .webhooks_cli import add_webhooks_parser
+
+    add_webhooks_parser(sub)
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)

@@ -152,10 +152,15 @@ async def started_service(bus: Bus, database_url: str, **overrides: Any) -> tupl
     for c in parts.components:
         await c.start()
     app = create_app(
-        "notifier", [], parts.routers, AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys, extras=parts.extras)
+        "notifier",
+        [],
+        parts.routers,
+        AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys, extras=parts.extras),
     )
     admin, _ = await parts.keys.create("acme", Role.ADMIN, None, actor="test")
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifier", headers=bearer(admin))
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://notifier", headers=bearer(admin)
+    )
     service = Service(
         settings, bus, parts.extras[EXTRA], parts.extras["notifier.delivery"], parts.keys, client, admin, clock, sleeps
     )

@@ -49,7 +49,9 @@ class FakeStore:
             self.rows.setdefault(r.payload.delivery_id, Begun(existed=True))
         return before
 
-    async def finish(self, request: NotificationRequestedV1, outcome: Outcome, now: object, capped: bool = False) -> None:
+    async def finish(
+        self, request: NotificationRequestedV1, outcome: Outcome, now: object, capped: bool = False
+    ) -> None:
         self.round_trips += 1
         delivery_id = request.payload.delivery_id
         self.rows[delivery_id] = Begun(outcome.status, len(outcome.attempts), outcome.error, existed=True)

@@ -101,9 +101,14 @@ async def test_templates_per_kind_and_locale_escaped_and_branded(database_url: s
             await bus.stop()
 
 
-async def test_unsubscribe_through_the_link_and_through_the_rfc8058_post(mem_service: Service, smtp_server: SmtpSink) -> None:
+async def test_unsubscribe_through_the_link_and_through_the_rfc8058_post(
+    mem_service: Service, smtp_server: SmtpSink
+) -> None:
     svc = mem_service
-    ann, bob = notification(customer="acme:ann", email="ann@example.com"), notification(customer="acme:bob", email="bob@example.com")
+    ann, bob = (
+        notification(customer="acme:ann", email="ann@example.com"),
+        notification(customer="acme:bob", email="bob@example.com"),
+    )
     await svc.notifier.deliver_batch([(ann, "acme:ann"), (bob, "acme:bob")])
     mails = {m["To"]: m for m in smtp_server.messages}
 
@@ -128,7 +133,10 @@ async def test_unsubscribe_through_the_link_and_through_the_rfc8058_post(mem_ser
     assert {s["reason"] for s in listed} == {"unsubscribed"} and len(listed) == 2
     assert "ann@example.com" not in str(listed)  # hashed, never the address
     svc.clock.advance(days=30)  # past the frequency cap: only the opt-out holds them back
-    again = [notification(customer="acme:ann-2", email="ANN@example.com"), notification(customer="acme:bob", email="bob@example.com")]
+    again = [
+        notification(customer="acme:ann-2", email="ANN@example.com"),
+        notification(customer="acme:bob", email="bob@example.com"),
+    ]
     results = await svc.notifier.deliver_batch([(r, r.payload.customer_key) for r in again])
     for res in results:
         assert res.report.payload.status == "suppressed" and "unsubscribed" in res.report.payload.reason  # type: ignore[union-attr, operator]
@@ -141,7 +149,9 @@ async def test_unsubscribe_through_the_link_and_through_the_rfc8058_post(mem_ser
     assert expired.status_code == 400 and "expired" in expired.text
 
 
-async def test_the_passives_one_click_reply_comes_back_as_feedback_updated(mem_service: Service, smtp_server: SmtpSink) -> None:
+async def test_the_passives_one_click_reply_comes_back_as_feedback_updated(
+    mem_service: Service, smtp_server: SmtpSink
+) -> None:
     svc = mem_service
     req = notification(NotificationKind.NURTURE_EMAIL, "acme:pat", score=8)
     await svc.notifier.deliver_batch([(req, "acme:pat")])
@@ -168,7 +178,9 @@ async def test_the_passives_one_click_reply_comes_back_as_feedback_updated(mem_s
     assert (await svc.http.post(f"/v1/reply?token={unsubscribe_token}", data={"comment": "x"})).status_code == 400
 
 
-async def test_bad_input_is_failed_with_a_reason_and_the_consumer_goes_on(database_url: str, smtp_server: SmtpSink) -> None:
+async def test_bad_input_is_failed_with_a_reason_and_the_consumer_goes_on(
+    database_url: str, smtp_server: SmtpSink
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "thank_you_email.en.txt").write_text("Hello {{ no_such_field.name }}\n")
         bus = MemoryBus()
@@ -183,7 +195,9 @@ async def test_bad_input_is_failed_with_a_reason_and_the_consumer_goes_on(databa
             for req in (broken, no_email, fine):
                 await service.request(req)
             statuses = await read_topic(bus, Topics.NOTIFICATION_STATUS, 3, timeout=30)
-            by_id: dict[uuid.UUID, Any] = {e.payload.delivery_id: e.payload for e in map(parse_event, (m.value or b"" for m in statuses))}  # type: ignore[attr-defined]
+            by_id: dict[uuid.UUID, Any] = {
+                e.payload.delivery_id: e.payload for e in map(parse_event, (m.value or b"" for m in statuses))
+            }  # type: ignore[attr-defined]
             assert by_id[broken.payload.delivery_id].status == "failed"
             assert "template error in thank_you_email.en" in by_id[broken.payload.delivery_id].reason
             assert by_id[no_email.payload.delivery_id].reason == "no email address for this customer"

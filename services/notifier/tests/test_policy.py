@@ -63,7 +63,7 @@ async def test_the_cap_holds_across_replicas_and_a_failed_send_gives_its_slot_ba
     for n in range(5):
         a, b = notification(K.THANK_YOU_EMAIL, f"acme:r-{n}"), notification(K.NURTURE_EMAIL, f"acme:r-{n}")
         results = await asyncio.gather(send(svc.notifier, a), send(other, b))
-        assert sorted(s for (s, _), in results) == ["sent", "suppressed"], results
+        assert sorted(s for ((s, _),) in results) == ["sent", "suppressed"], results
     assert len(smtp_server.messages) == 5
 
     (failed,) = await send(svc.notifier, notification(K.THANK_YOU_EMAIL, "acme:f-1", email=None))
@@ -72,7 +72,9 @@ async def test_the_cap_holds_across_replicas_and_a_failed_send_gives_its_slot_ba
     assert next_one == ("sent", None)  # the failed message did not use up the week
 
 
-async def test_opt_outs_and_the_suppression_list(mem_service: Service, smtp_server: SmtpSink, http_sink: HttpSink) -> None:
+async def test_opt_outs_and_the_suppression_list(
+    mem_service: Service, smtp_server: SmtpSink, http_sink: HttpSink
+) -> None:
     svc = mem_service
     svc.clock.now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     r = await svc.http.post("/v1/suppressions", json={"kind": "email", "value": " Ann@Example.com "})

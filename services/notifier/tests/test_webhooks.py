@@ -144,7 +144,9 @@ async def test_a_dead_lettered_webhook_is_replayed_one_and_all_since(service: Se
     )
 
 
-async def test_a_failing_endpoint_is_disabled_after_the_threshold(bus: Bus, database_url: str, receiver: Receiver) -> None:
+async def test_a_failing_endpoint_is_disabled_after_the_threshold(
+    bus: Bus, database_url: str, receiver: Receiver
+) -> None:
     service, parts = await started_service(bus, database_url, webhook_disable_after=2, max_attempts=1)
     try:
         sub = await subscribe(service, receiver)
@@ -212,7 +214,9 @@ async def test_subscriptions_are_listed_deleted_and_tenant_scoped(service: Servi
 
     other, _ = await service.keys.create("globex", Role.ADMIN, None, actor="test")
     assert (await service.http.get(f"/v1/webhook-subscriptions/{sub['id']}", headers=bearer(other))).status_code == 404
-    assert (await service.http.delete(f"/v1/webhook-subscriptions/{sub['id']}", headers=bearer(other))).status_code == 404
+    assert (
+        await service.http.delete(f"/v1/webhook-subscriptions/{sub['id']}", headers=bearer(other))
+    ).status_code == 404
     manager, _ = await service.keys.create("acme", Role.MANAGER, None, actor="test")
     assert (await service.http.get("/v1/webhook-subscriptions", headers=bearer(manager))).status_code == 403
     bad = await service.http.post("/v1/webhook-subscriptions", json={"url": receiver.url, "event_types": ["case.nope"]})

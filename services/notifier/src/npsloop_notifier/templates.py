@@ -11,10 +11,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from email.charset import QP, Charset
-from email.policy import compat32
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import compat32
 from pathlib import Path
 from typing import Any
 
