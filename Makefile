@@ -8,7 +8,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
 
-.PHONY: help install browser run test test-fast lint schemas bench bench-ingest kafka-start kafka-stop kafka-status clean
+.PHONY: help install browser run test test-fast lint schemas bench bench-ingest bench-notifier kafka-start kafka-stop kafka-status clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ bench: install ## End-to-end benchmark on real Kafka and Postgres, services as s
 bench-ingest: install ## Ingest alone next to a bare FastAPI endpoint: single posts, batches, 1,000/s paced
 	bash deploy/local/kafka.sh resolve
 	$(UV) run --frozen python -m bench.ingest
+
+bench-notifier: install ## The notifier's webhooks, call tasks and emails/s next to raw httpx, aiohttp and aiosmtplib
+	$(UV) run --frozen python -m bench.notifier
 
 kafka-start: ## Start the local Kafka broker (127.0.0.1:19092); a second start reuses it
 	bash deploy/local/kafka.sh start

@@ -88,6 +88,7 @@ class Templates:
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
+            auto_reload=False,  # no stat() per message; restart to pick up changed templates
         )
         self.names = set(self.env.list_templates())
         self.links, self.branding, self.default_locale = links, branding or {}, default_locale

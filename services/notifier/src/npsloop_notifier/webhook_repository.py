@@ -73,7 +73,8 @@ _FINISH = text(
             disabled_at = CASE WHEN NOT CAST(:ok AS boolean) AND s.status = 'active'
                                     AND s.consecutive_failures + 1 >= :threshold
                                THEN now() ELSE s.disabled_at END
-        WHERE s.id = :sub AND CAST(:count AS boolean)
+        -- a success touches the row only after failures: deliveries do not queue on one hot row
+        WHERE s.id = :sub AND CAST(:count AS boolean) AND (NOT CAST(:ok AS boolean) OR s.consecutive_failures > 0)
         RETURNING s.status
     )
     SELECT (SELECT status FROM counted) AS status
