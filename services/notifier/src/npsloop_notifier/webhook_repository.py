@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import text
 from npsloop_platform.db import Database
 
 from .ports import Begun, Outcome, Subscription, WebhookJob
+from .repository import GroupCommit
 from .webhooks import new_secret
 
 _SUBSCRIPTIONS = text(
@@ -50,36 +52,53 @@ _BEGIN = text(
 
 _FINISH = text(
     """
-    WITH finished AS (
-        UPDATE notifier.deliveries
-        SET status = :status, attempts = :total, last_error = :error, updated_at = now()
-        WHERE delivery_id = :id
-        RETURNING subscription_id
+    WITH input AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:totals AS int[]),
+                             CAST(:errors AS text[])) AS t(delivery_id, status, total, error)
+    ), finished AS (
+        UPDATE notifier.deliveries AS d
+        SET status = i.status, attempts = i.total, last_error = i.error, updated_at = now()
+        FROM input AS i WHERE d.delivery_id = i.delivery_id
+        RETURNING d.delivery_id
     ), logged AS (
         INSERT INTO notifier.delivery_attempts (delivery_id, attempt, at, outcome, error, status_code)
-        SELECT :id, a.n, a.at, CASE WHEN a.error IS NULL THEN 'ok' ELSE 'error' END, a.error, a.code
-        FROM finished,
-             unnest(CAST(:ns AS int[]), CAST(:ats AS timestamptz[]), CAST(:errors AS text[]), CAST(:codes AS int[]))
-             AS a(n, at, error, code)
+        SELECT a.delivery_id, a.n, a.at, CASE WHEN a.error IS NULL THEN 'ok' ELSE 'error' END, a.error, a.code
+        FROM unnest(CAST(:a_ids AS uuid[]), CAST(:a_ns AS int[]), CAST(:a_ats AS timestamptz[]),
+                    CAST(:a_errors AS text[]), CAST(:a_codes AS int[])) AS a(delivery_id, n, at, error, code)
+        WHERE a.delivery_id IN (SELECT delivery_id FROM finished)
         RETURNING 1
+    ), per_subscription AS (
+        SELECT * FROM unnest(CAST(:subs AS uuid[]), CAST(:any_ok AS boolean[]), CAST(:fails AS int[]),
+                             CAST(:reasons AS text[])) AS t(id, any_ok, fails, reason)
     ), counted AS (
-        UPDATE notifier.webhook_subscriptions AS s
-        SET consecutive_failures = CASE WHEN CAST(:ok AS boolean) THEN 0 ELSE s.consecutive_failures + 1 END,
-            status = CASE WHEN NOT CAST(:ok AS boolean) AND s.consecutive_failures + 1 >= :threshold
-                          THEN 'disabled' ELSE s.status END,
-            disabled_reason = CASE WHEN NOT CAST(:ok AS boolean) AND s.status = 'active'
-                                        AND s.consecutive_failures + 1 >= :threshold
-                                   THEN :disabled_reason ELSE s.disabled_reason END,
-            disabled_at = CASE WHEN NOT CAST(:ok AS boolean) AND s.status = 'active'
-                                    AND s.consecutive_failures + 1 >= :threshold
-                               THEN now() ELSE s.disabled_at END
         -- a success touches the row only after failures: deliveries do not queue on one hot row
-        WHERE s.id = :sub AND CAST(:count AS boolean) AND (NOT CAST(:ok AS boolean) OR s.consecutive_failures > 0)
-        RETURNING s.status
+        UPDATE notifier.webhook_subscriptions AS s
+        SET consecutive_failures = CASE WHEN p.any_ok THEN p.fails ELSE s.consecutive_failures + p.fails END,
+            status = CASE WHEN (CASE WHEN p.any_ok THEN 0 ELSE s.consecutive_failures END) + p.fails >= :threshold
+                          THEN 'disabled' ELSE s.status END,
+            disabled_reason = CASE WHEN s.status = 'active'
+                                        AND (CASE WHEN p.any_ok THEN 0 ELSE s.consecutive_failures END) + p.fails
+                                            >= :threshold
+                                   THEN p.reason ELSE s.disabled_reason END,
+            disabled_at = CASE WHEN s.status = 'active'
+                                    AND (CASE WHEN p.any_ok THEN 0 ELSE s.consecutive_failures END) + p.fails
+                                        >= :threshold
+                               THEN now() ELSE s.disabled_at END
+        FROM per_subscription AS p
+        WHERE s.id = p.id AND (p.fails > 0 OR s.consecutive_failures > 0)
+        RETURNING s.id, s.status
     )
-    SELECT (SELECT status FROM counted) AS status
+    SELECT id, status FROM counted
     """
 )
+
+
+@dataclass(frozen=True, eq=False)  # by identity: the key of its status
+class _Finish:
+    job: WebhookJob
+    outcome: Outcome
+    total_attempts: int
+    count: bool
 
 
 class SqlWebhookStore:
@@ -92,6 +111,8 @@ class SqlWebhookStore:
         self.engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.cache_ttl_s, self.clock = cache_ttl_s, clock
         self._cache: dict[str, tuple[float, list[Subscription]]] = {}
+        self._finishes = GroupCommit(self._flush)
+        self._statuses: dict[_Finish, str] = {}
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         if tenant_id is None:
@@ -143,27 +164,49 @@ class SqlWebhookStore:
         return {r.delivery_id: Begun(r.status, r.attempts, r.last_error, existed=True) for r in rows}
 
     async def finish(self, job: WebhookJob, outcome: Outcome, *, total_attempts: int, count: bool = True) -> str | None:
-        ok = outcome.status == "sent"
+        """The delivery's own round trip, shared with the finishes that queue meanwhile; the
+        subscription's status afterwards (None: unchanged and active)."""
+        item = _Finish(job, outcome, total_attempts, count)
+        await self._finishes.submit(item)
+        return self._statuses.pop(item, None)
+
+    async def _flush(self, items: list[_Finish]) -> None:
+        attempts = [(f.job.delivery_id, a) for f in items for a in f.outcome.attempts]
+        per_sub: dict[uuid.UUID, tuple[bool, int, str]] = {}  # any success, failures after the last one, reason
+        for f in items:
+            if not f.count:
+                continue
+            any_ok, trailing, reason = per_sub.get(f.job.subscription.id, (False, 0, ""))
+            if f.outcome.status == "sent":
+                per_sub[f.job.subscription.id] = (True, 0, reason)
+            else:
+                why = f"disabled after {self.disable_after} failed deliveries in a row; last: {f.outcome.error}"
+                per_sub[f.job.subscription.id] = (any_ok, trailing + 1, why)
         params = {
-            "id": job.delivery_id,
-            "sub": job.subscription.id,
-            "status": outcome.status,
-            "total": total_attempts,
-            "error": outcome.error,
-            "ns": [a.number for a in outcome.attempts],
-            "ats": [a.at for a in outcome.attempts],
-            "errors": [a.error for a in outcome.attempts],
-            "codes": [a.status_code for a in outcome.attempts],
-            "ok": ok,
-            "count": count,
+            "ids": [f.job.delivery_id for f in items],
+            "statuses": [f.outcome.status for f in items],
+            "totals": [f.total_attempts for f in items],
+            "errors": [f.outcome.error for f in items],
+            "a_ids": [d for d, _ in attempts],
+            "a_ns": [a.number for _, a in attempts],
+            "a_ats": [a.at for _, a in attempts],
+            "a_errors": [a.error for _, a in attempts],
+            "a_codes": [a.status_code for _, a in attempts],
+            "subs": list(per_sub),
+            "any_ok": [v[0] for v in per_sub.values()],
+            "fails": [v[1] for v in per_sub.values()],
+            "reasons": [v[2] for v in per_sub.values()],
             "threshold": self.disable_after,
-            "disabled_reason": f"disabled after {self.disable_after} failed deliveries in a row; last: {outcome.error}",
         }
         async with self.engine.connect() as conn:
-            status = (await conn.execute(_FINISH, params)).scalar()
-        if status == "disabled" and job.subscription.status != "disabled":
-            self.invalidate(job.tenant_id)
-        return str(status) if status is not None else None
+            rows = (await conn.execute(_FINISH, params)).all()
+        statuses = {r.id: str(r.status) for r in rows}
+        for f in items:
+            status = statuses.get(f.job.subscription.id)
+            if status is not None and f.count:
+                self._statuses[f] = status
+        if any(s == "disabled" for s in statuses.values()):
+            self.invalidate()
 
     # -- admin ------------------------------------------------------------------------------
     async def create(
