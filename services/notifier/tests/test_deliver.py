@@ -231,3 +231,28 @@ async def test_maildir_works_in_an_existing_empty_folder() -> None:
         assert "10/10" in text and "<b>10/10</b>" in html
         assert msg["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/v1/unsubscribe?token=")
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter_up_to_the_max() -> None:
+    from npsloop_notifier.delivery import backoff_s
+
+    policy = Policy(max_attempts=10, backoff_initial_s=0.5, backoff_max_s=4.0)
+    waits = [[backoff_s(policy, n) for _ in range(200)] for n in (1, 2, 3, 4, 5, 6)]
+    for n, (low, high) in enumerate([(0.5, 1.0), (1.0, 1.5), (2.0, 2.5), (4.0, 4.5), (4.0, 4.5), (4.0, 4.5)]):
+        assert all(low <= w <= high for w in waits[n]), (n, min(waits[n]), max(waits[n]))
+    assert len({round(w, 6) for w in waits[0]}) > 100  # jittered, not one fixed value
+
+
+async def test_a_retry_after_beyond_the_limit_fails_now_and_says_so() -> None:
+    from npsloop_notifier.delivery import attempt
+
+    calls: list[int] = []
+
+    async def call() -> int:
+        calls.append(1)
+        raise DeliveryError("HTTP 429", retry_after_s=3600, status_code=429)
+
+    policy = Policy()
+    policy.retry_after_max_s = 120.0  # type: ignore[attr-defined]
+    outcome = await attempt(call, policy)
+    assert outcome.status == "failed" and len(calls) == 1 and "Retry-After 3600 s is over the 120 s" in str(outcome.error)

@@ -4,11 +4,10 @@ Retry-After), and a batch run concurrently across keys but in order within one k
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from npsloop_schemas import DeliveryStatus
 
@@ -29,30 +28,11 @@ class RetryPolicy(Protocol):
     backoff_max_s: float
 
 
-class _Wait:
-    """Exponential backoff with jitter; a Retry-After the receiver sent wins."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.backoff = wait_exponential_jitter(
-            multiplier=policy.backoff_initial_s, max=policy.backoff_max_s, jitter=policy.backoff_initial_s
-        )
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, DeliveryError) and exc.retry_after_s is not None:
-            return exc.retry_after_s
-        return float(self.backoff(state))
-
-
-def _retryable(policy: RetryPolicy) -> Callable[[BaseException], bool]:
-    limit = float(getattr(policy, "retry_after_max_s", 120.0))
-
-    def retryable(exc: BaseException) -> bool:
-        if not isinstance(exc, DeliveryError) or exc.permanent:
-            return False
-        return exc.retry_after_s is None or exc.retry_after_s <= limit
-
-    return retryable
+def backoff_s(policy: RetryPolicy, retry: int) -> float:
+    """Exponential backoff with jitter before retry number `retry` (1, 2, ...): the n-th wait is
+    initial * 2^(n-1), at most backoff_max_s, plus up to `initial` of random jitter."""
+    base = min(policy.backoff_initial_s * 2.0 ** (retry - 1), policy.backoff_max_s)
+    return float(base + random.uniform(0, policy.backoff_initial_s))
 
 
 async def attempt(
@@ -63,29 +43,29 @@ async def attempt(
     sleep: Sleep = asyncio.sleep,
     first: int = 1,
 ) -> Outcome:
-    """Call until it succeeds, fails permanently or runs out of attempts; log every attempt."""
+    """Call until it succeeds, fails permanently or runs out of attempts; log every attempt.
+
+    A plain loop rather than tenacity: its per-call introspection cost more than a webhook POST."""
     outcome = Outcome(str(DeliveryStatus.SENT))
-    try:
-        async for step in AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts),
-            wait=_Wait(policy),
-            retry=retry_if_exception(_retryable(policy)),
-            sleep=sleep,
-            reraise=True,
-        ):
-            with step:
-                number = first + len(outcome.attempts)
-                try:
-                    code = await call()
-                except DeliveryError as exc:
-                    outcome.attempts.append(Attempt(number, clock(), str(exc), exc.status_code))
-                    raise
-                outcome.attempts.append(Attempt(number, clock(), None, code))
-    except DeliveryError as exc:
-        outcome.status, outcome.error = str(DeliveryStatus.FAILED), str(exc)
-        limit = getattr(policy, "retry_after_max_s", 120.0)
-        if exc.retry_after_s is not None and exc.retry_after_s > limit:
-            outcome.error += f" (Retry-After {exc.retry_after_s:g} s is over the {limit:g} s we wait; replay it later)"
+    limit = float(getattr(policy, "retry_after_max_s", 120.0))
+    for n in range(1, policy.max_attempts + 1):
+        number = first + n - 1
+        try:
+            code = await call()
+        except DeliveryError as exc:
+            outcome.attempts.append(Attempt(number, clock(), str(exc), exc.status_code))
+            too_long = exc.retry_after_s is not None and exc.retry_after_s > limit
+            if exc.permanent or too_long or n == policy.max_attempts:
+                outcome.status, outcome.error = str(DeliveryStatus.FAILED), str(exc)
+                if too_long:
+                    outcome.error += (
+                        f" (Retry-After {exc.retry_after_s:g} s is over the {limit:g} s we wait; replay it later)"
+                    )
+                return outcome
+            await sleep(exc.retry_after_s if exc.retry_after_s is not None else backoff_s(policy, n))
+            continue
+        outcome.attempts.append(Attempt(number, clock(), None, code))
+        return outcome
     return outcome
 
 
