@@ -255,4 +255,6 @@ async def test_a_retry_after_beyond_the_limit_fails_now_and_says_so() -> None:
     policy = Policy()
     policy.retry_after_max_s = 120.0  # type: ignore[attr-defined]
     outcome = await attempt(call, policy)
-    assert outcome.status == "failed" and len(calls) == 1 and "Retry-After 3600 s is over the 120 s" in str(outcome.error)
+    assert (
+        outcome.status == "failed" and len(calls) == 1 and "Retry-After 3600 s is over the 120 s" in str(outcome.error)
+    )

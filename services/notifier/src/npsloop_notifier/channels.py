@@ -151,6 +151,10 @@ class SmtpChannel:
             await self.pool.send(envelope_sender(sender), to, message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise DeliveryError(f"recipient refused: {exc}", permanent=True) from exc
+        except aiosmtplib.SMTPAuthenticationError as exc:  # a setting to fix; retrying cannot help
+            raise DeliveryError(
+                f"SMTP authentication failed (NPSLOOP_SMTP_USERNAME/_PASSWORD): {exc}", permanent=True
+            ) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise DeliveryError(f"SMTP {self.s.smtp_host}:{self.s.smtp_port}: {exc}") from exc
 

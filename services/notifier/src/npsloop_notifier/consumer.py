@@ -21,9 +21,7 @@ CASE_EVENT_TYPES: tuple[type[Envelope], ...] = tuple(
 )
 
 
-def build_consumer(
-    settings: NotifierSettings, bus: Bus, notifier: Notifier, webhooks: WebhookDispatcher | None = None
-) -> EventConsumer:
+def build_consumer(settings: NotifierSettings, bus: Bus, notifier: Notifier) -> EventConsumer:
     async def requested(items: Sequence[Received[NotificationRequestedV1]], uow: UnitOfWork) -> None:
         results = await notifier.deliver_batch([(i.event, i.key) for i in items])
         for item, result in zip(items, results, strict=True):
@@ -32,12 +30,15 @@ def build_consumer(
             if result.failure is not None:
                 uow.dead_letter(item, result.failure)
 
-    handlers: dict[type[Envelope], BatchHandler] = {NotificationRequestedV1: requested}
-    if webhooks is not None:
-        dispatcher = webhooks
+    return EventConsumer(bus, settings.group_id, {NotificationRequestedV1: requested}, **consumer_options(settings))
 
-        async def case_events(items: Sequence[Received[Any]], uow: UnitOfWork) -> None:
-            await dispatcher.handle([(i.event, i.msg.value or b"", i.key) for i in items])
 
-        handlers |= dict.fromkeys(CASE_EVENT_TYPES, case_events)
-    return EventConsumer(bus, settings.group_id, handlers, **consumer_options(settings))
+def build_webhook_consumer(settings: NotifierSettings, bus: Bus, webhooks: WebhookDispatcher) -> EventConsumer:
+    """Its own consumer group (`<group>-webhooks`): a CRM that is down and retried never delays
+    the emails and calls to customers."""
+
+    async def case_events(items: Sequence[Received[Any]], uow: UnitOfWork) -> None:
+        await webhooks.handle([(i.event, i.msg.value or b"", i.key) for i in items])
+
+    handlers: dict[type[Envelope], BatchHandler] = dict.fromkeys(CASE_EVENT_TYPES, case_events)
+    return EventConsumer(bus, f"{settings.group_id}-webhooks", handlers, **consumer_options(settings))

@@ -21,7 +21,7 @@ from .api import routers
 from .api.deps import EXTRA, NotifierApi
 from .channels import FileCallTaskChannel, HttpCallTaskChannel, HttpClient, MaildirChannel, SmtpChannel, SmtpPool
 from .config import EMAIL_KINDS, NotifierSettings
-from .consumer import build_consumer
+from .consumer import build_consumer, build_webhook_consumer
 from .delivery import Clock, Sleep, utcnow
 from .handlers import Notifier
 from .links import Links
@@ -101,7 +101,8 @@ def build(
     dispatcher = WebhookDispatcher(
         subscriptions, WebhookSender(webhook_http), settings, settings.max_in_flight, clock, sleep
     )
-    consumer = build_consumer(settings, bus, notifier, dispatcher)
+    consumer = build_consumer(settings, bus, notifier)
+    webhook_consumer = build_webhook_consumer(settings, bus, dispatcher)
     access: list[Component] = []
     if keys is None:  # on its own; the embedded default passes the one key store it shares
         keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
@@ -116,10 +117,11 @@ def build(
             webhook_http,
             *pools,
             consumer,
+            webhook_consumer,
         ],
         routers=list(routers),
         db=db,
-        consumers=[consumer],
+        consumers=[consumer, webhook_consumer],
         keys=keys,
         extras={EXTRA: api, "notifier.delivery": notifier},
     )
