@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             public_base_url=os.environ.get("NPSLOOP_PUBLIC_BASE_URL", base),
             link_secret=os.environ.get("NPSLOOP_LINK_SECRET") or link_secret(data),
             mode=os.environ.get("NPSLOOP_MODE", "dev"),
+            call_quiet_hours=os.environ.get("NPSLOOP_CALL_QUIET_HOURS", ""),
         )
         print(
             f"""
