@@ -17,6 +17,7 @@ from .component import Component
 from .consumer import EventConsumer
 from .db import Database
 from .http_edge import BodyLimit, install_error_handlers
+from .openapi_docs import document
 from .settings import PlatformSettings
 
 __all__ = [
@@ -203,6 +204,7 @@ def create_app(
 
     for router in routers:
         app.include_router(router)
+    document(app)
     return app
 
 
