@@ -64,8 +64,12 @@ def _public(address: str) -> bool:
 
 async def check_url(url: str, mode: str) -> str:
     """The URL, if this mode allows it; UrlRefused otherwise. Prod: https, public addresses only."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # both parse (and may refuse) the netloc
+    except ValueError as exc:
+        raise UrlRefused(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise UrlRefused("not an http(s) URL with a host")
     if parts.username or parts.password:
         raise UrlRefused("credentials in the URL are not allowed; the signature authenticates us")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from npsloop_platform.access.http import AdminDep, same_tenant_or_404
+from npsloop_platform.text import CleanText
 
 from .deps import TENANT, ApiDep
 
@@ -25,7 +25,7 @@ async def list_deliveries(
     tenant_id: str | None = TENANT,
     kind: str | None = Query(None, max_length=32, pattern=r"^[a-z_]+$"),
     status: str | None = Query(None, pattern="^(pending|sent|failed|skipped|suppressed)$"),
-    since: datetime | None = None,
+    since: AwareDatetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     tenant = same_tenant_or_404(admin, tenant_id)
@@ -40,7 +40,11 @@ async def get_delivery(delivery_id: uuid.UUID, admin: AdminDep, api: ApiDep) -> 
     return found
 
 
-@router.post("/deliveries/{delivery_id}/replay", summary="Send one failed webhook delivery again (same webhook-id).")
+@router.post(
+    "/deliveries/{delivery_id}/replay",
+    summary="Send one failed webhook delivery again (same webhook-id).",
+    responses={409: {"description": "Only a failed webhook delivery can be replayed."}},
+)
 async def replay_delivery(delivery_id: uuid.UUID, admin: AdminDep, api: ApiDep) -> dict[str, Any]:
     claimed = await api.subscriptions.claim_replay(admin.tenant_id, delivery_id=delivery_id)
     if not claimed:
@@ -58,8 +62,11 @@ class SuppressionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["email", "phone", "customer"]
-    value: str = Field(min_length=1, max_length=320, description="The address, phone number or customer key.")
-    reason: str = Field(default="admin", max_length=64)
+    value: Annotated[str, CleanText] = Field(
+        min_length=1, max_length=320, description="The address, phone number or customer key.",
+        examples=["ann@example.com"],
+    )  # fmt: skip
+    reason: Annotated[str, CleanText] = Field(default="admin", min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _shape(self) -> SuppressionIn:
@@ -82,6 +89,8 @@ async def add_suppression(body: SuppressionIn, admin: AdminDep, api: ApiDep) -> 
 
 
 @router.delete("/suppressions/{suppression_id}", status_code=204, summary="Allow contact again.")
-async def remove_suppression(suppression_id: str, admin: AdminDep, api: ApiDep) -> None:
+async def remove_suppression(
+    admin: AdminDep, api: ApiDep, suppression_id: str = Path(pattern="^[0-9a-f]{64}$")
+) -> None:
     if not await api.suppressions.remove(admin.tenant_id, suppression_id):
         raise HTTPException(404, "Not found.")

@@ -4,13 +4,14 @@ secret with an overlap, re-enable, and replay failed deliveries."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from npsloop_platform.access.http import AdminDep, same_tenant_or_404
+from npsloop_platform.text import CleanText
 
 from ..consumer import CASE_EVENT_TYPES
 from ..webhooks import UrlRefused, check_url
@@ -23,11 +24,19 @@ EVENT_TYPE_NAMES = sorted({cls.model_fields["event_type"].default for cls in CAS
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, description="https:// in prod mode; http://127.0.0.1 is fine in dev mode.")
-    event_types: list[str] = Field(
-        min_length=1, max_length=50, description=f"Any of {', '.join(EVENT_TYPE_NAMES)}, or '*' for all."
+    url: Annotated[str, CleanText] = Field(
+        max_length=2000,
+        pattern=r"^\S+$",
+        description="https:// in prod mode; http://127.0.0.1 is fine in dev mode.",
+        examples=["https://crm.example.com/hooks/npsloop"],
     )
-    description: str | None = Field(default=None, max_length=256)
+    event_types: list[str] = Field(
+        min_length=1,
+        max_length=50,
+        description=f"Any of {', '.join(EVENT_TYPE_NAMES)}, or '*' for all.",
+        examples=[["case.opened", "case.closed"]],
+    )
+    description: Annotated[str, CleanText] | None = Field(default=None, max_length=256)
 
     @field_validator("event_types")
     @classmethod
@@ -119,7 +128,7 @@ async def subscription_deliveries(
     admin: AdminDep,
     api: ApiDep,
     status: str | None = Query(None, pattern="^(pending|sent|failed)$"),
-    since: datetime | None = None,
+    since: AwareDatetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     if await api.subscriptions.get(admin.tenant_id, subscription_id) is None:
