@@ -19,7 +19,7 @@ from typing import Protocol
 from npsloop_schemas import Envelope, derive_id
 
 from .delivery import Clock, RetryPolicy, Sleep, attempt, per_key, utcnow
-from .ports import Begun, Outcome, WebhookJob, WebhookStore
+from .ports import Begun, Outcome, Subscription, WebhookJob, WebhookStore
 
 log = logging.getLogger(__name__)
 FINAL = {"sent", "failed"}
@@ -45,12 +45,9 @@ class WebhookDispatcher:
     clock: Clock = utcnow
     sleep: Sleep = asyncio.sleep
 
-    def jobs(self, events: Sequence[tuple[Envelope, bytes, str]], subs: Sequence[object]) -> list[WebhookJob]:
-        from .ports import Subscription
-
+    def jobs(self, events: Sequence[tuple[Envelope, bytes, str]], subs: Sequence[Subscription]) -> list[WebhookJob]:
         by_tenant: dict[str, list[Subscription]] = {}
         for s in subs:
-            assert isinstance(s, Subscription)
             by_tenant.setdefault(s.tenant_id, []).append(s)
         out = []
         for event, body, key in events:
