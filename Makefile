@@ -8,7 +8,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
 
-.PHONY: help install browser run test test-fast lint schemas bench bench-ingest bench-notifier kafka-start kafka-stop kafka-status clean
+.PHONY: help install browser run demo test test-fast lint schemas bench bench-ingest bench-notifier kafka-start kafka-stop kafka-status clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,9 @@ install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## Create
 run: install ## Run the whole loop in one process: in-memory bus, embedded Postgres, mail to .npsloop/mail
 	$(UV) run --frozen npsloop run
 
+demo: install ## A realistic quarter for four stores, then the embedded default with the dashboard opened
+	$(UV) run --frozen npsloop demo
+
 browser: ## Install Debian's chromium for the browser tests (Playwright cannot download its own here)
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (apt)"; \
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
@@ -38,7 +41,7 @@ test-fast: install ## Only the tests that need no Kafka broker
 
 lint: install ## ruff and mypy (strict)
 	$(UV) run --frozen ruff check .
-	$(UV) run --frozen mypy $(addprefix -p ,npsloop_schemas npsloop_platform npsloop_ingest npsloop_classifier npsloop_actions npsloop_notifier npsloop)
+	$(UV) run --frozen mypy $(addprefix -p ,npsloop_schemas npsloop_platform npsloop_ingest npsloop_classifier npsloop_actions npsloop_notifier npsloop_reporting npsloop)
 
 schemas: install ## Export JSON Schema per event and the AsyncAPI document to schemas/
 	$(UV) run --frozen python -m npsloop_schemas.export schemas/jsonschema
@@ -63,5 +66,5 @@ kafka-stop: ## Stop the local Kafka broker
 kafka-status: ## Is the local Kafka broker running?
 	bash deploy/local/kafka.sh status
 
-clean: ## Remove .venv, caches and the embedded data in .npsloop (not the Kafka jar cache)
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .npsloop $(BOOTSTRAP)
+clean: ## Remove .venv, caches and the embedded data in .npsloop and .npsloop-demo (not the Kafka jar cache)
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .npsloop .npsloop-demo $(BOOTSTRAP)
