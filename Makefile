@@ -8,7 +8,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
 
-.PHONY: help install browser run demo test test-fast lint schemas bench bench-ingest bench-notifier kafka-start kafka-stop kafka-status clean
+.PHONY: help install browser run demo test test-fast lint schemas policy-check bench bench-ingest bench-notifier kafka-start kafka-stop kafka-status clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ lint: install ## ruff and mypy (strict)
 
 schemas: install ## Export JSON Schema per event and the AsyncAPI document to schemas/
 	$(UV) run --frozen python -m npsloop_schemas.export schemas/jsonschema
+
+policy-check: install ## Check an actions policy file as actions would at start (POLICY=path; default: the shipped one)
+	$(UV) run --frozen python -m npsloop_actions.policy $(POLICY)
 
 bench: install ## End-to-end benchmark on real Kafka and Postgres, services as separate processes (BENCH_EVENTS=20000)
 	bash deploy/local/kafka.sh resolve

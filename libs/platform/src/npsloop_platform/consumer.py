@@ -268,8 +268,8 @@ class EventConsumer(Background):
         self.stats.handled += len(items) - len(uow.refused)
 
     async def _run_unit(self, items: Sequence[Received[Any]]) -> UnitOfWork:
-        # Grouped by handler, not by type: one handler registered for several types (the
-        # notifier's case events) sees them in poll order, so per-key order holds across types.
+        # Grouped by handler, not by type: one handler registered for several types (events of
+        # one topic) sees them all, in poll order, so per-key order holds across those types.
         by_handler: dict[BatchHandler, list[Received[Any]]] = {}
         for item in items:
             by_handler.setdefault(self.handlers[type(item.event)], []).append(item)
