@@ -8,7 +8,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
 
-.PHONY: help install browser run demo test test-fast lint schemas policy-check bench bench-ingest bench-classifier eval-sentiment eval-themes eval-flags kafka-start kafka-stop kafka-status clean
+.PHONY: help install browser run demo test test-fast lint schemas policy-check bench bench-ingest bench-classifier eval-sentiment eval-themes eval-flags kafka-start kafka-stop kafka-status clean bench-notifier
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,9 @@ eval-themes: install ## Themes and their clause sentiment on the labeled comment
 
 eval-flags: install ## urgent, contains_pii, score_sentiment_mismatch on bench/classifier/data/flags*.tsv
 	$(UV) run --frozen python -m bench.classifier.eval_flags
+
+bench-notifier: install ## The notifier's webhooks, call tasks and emails/s next to raw httpx, aiohttp and aiosmtplib
+	$(UV) run --frozen python -m bench.notifier
 
 kafka-start: ## Start the local Kafka broker (127.0.0.1:19092); a second start reuses it
 	bash deploy/local/kafka.sh start

@@ -204,6 +204,8 @@ def service_env(name: str, *, bootstrap: str, prefix: str, db_url: str, sinks: d
     }
     env.update(
         NPSLOOP_BUS="kafka",
+        NPSLOOP_MODE="dev",  # local sinks on 127.0.0.1; no link secret needed
+        NPSLOOP_CALL_QUIET_HOURS="",  # the benchmark runs at any hour
         NPSLOOP_KAFKA_BOOTSTRAP=bootstrap,
         NPSLOOP_TOPIC_PREFIX=prefix,
         DATABASE_URL=db_url,

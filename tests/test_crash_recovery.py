@@ -108,6 +108,8 @@ async def kafka(kafka_bootstrap: str) -> AsyncIterator[KafkaBus]:
 def env_for(bus: KafkaBus, database_url: str, **extra: Any) -> dict[str, str]:
     env = {
         "NPSLOOP_BUS": "kafka",
+        "NPSLOOP_MODE": "dev",  # test processes: no link secret needed, loopback receivers allowed
+        "NPSLOOP_CALL_QUIET_HOURS": "",  # tests run at any hour
         "NPSLOOP_KAFKA_BOOTSTRAP": bus.bootstrap,
         "NPSLOOP_TOPIC_PREFIX": bus.topic_prefix,
         "DATABASE_URL": database_url,

@@ -77,6 +77,11 @@ class PlatformSettings(BaseSettings):
         default=None,
         description="TOML store directory: time zones, countries, regions, recipients (npsloop_platform.stores).",
     )
+    mode: Literal["dev", "prod"] = Field(
+        default="prod",
+        description="'prod' refuses non-HTTPS and private-address webhook URLs (SSRF); "
+        "'dev' (npsloop run, tests) allows http://127.0.0.1 receivers.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     log_json: bool = True
 
