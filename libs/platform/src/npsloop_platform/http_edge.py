@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Coroutine
@@ -116,7 +117,28 @@ def clean_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+UNAVAILABLE = {"detail": "A dependency (database or broker) is unavailable right now; retry the same request."}
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from .retry import is_transient
+
+    async def outage(request: Request, exc: Exception) -> JSONResponse:
+        """A Postgres or Kafka outage in a request is a 503 with Retry-After (a client retries the
+        same request: idempotent by event id), never a 500 that a client may treat as final."""
+        if is_transient(exc):
+            return JSONResponse(status_code=503, content=UNAVAILABLE, headers={"Retry-After": "1"})
+        raise exc
+
+    for exc_type in (DBAPIError, OSError):
+        app.add_exception_handler(exc_type, outage)
+    with contextlib.suppress(ImportError):
+        from aiokafka.errors import KafkaError
+
+        app.add_exception_handler(KafkaError, outage)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": clean_errors(exc.errors())})

@@ -43,6 +43,10 @@ def is_transient(exc: BaseException) -> bool:
     """Outages of Kafka, Postgres or the network: retried forever. Everything else is a fault."""
     if isinstance(exc, ConnectionError | TimeoutError):
         return True
+    if isinstance(exc, FileNotFoundError) and exc.filename is None:
+        # connecting to Postgres' Unix socket while the server restarts: the socket file is gone
+        # (`open()` of a missing file names it, a socket connect does not)
+        return True
     try:
         from aiokafka.errors import KafkaError
 
