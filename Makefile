@@ -7,8 +7,10 @@ BOOTSTRAP := .cache/bootstrap
 UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
+CHAOS_EVENTS ?= 20000
+SEED ?= 1
 
-.PHONY: help install browser run demo test test-fast lint schemas policy-check bench bench-ingest bench-classifier eval-sentiment eval-themes eval-flags kafka-start kafka-stop kafka-status clean bench-notifier
+.PHONY: help install browser run demo test test-fast lint schemas policy-check bench bench-ingest bench-classifier eval-sentiment eval-themes eval-flags kafka-start kafka-stop kafka-status clean bench-notifier chaos
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +54,10 @@ policy-check: install ## Check an actions policy file as actions would at start 
 bench: install ## End-to-end benchmark on real Kafka and Postgres, services as separate processes (BENCH_EVENTS=20000)
 	bash deploy/local/kafka.sh resolve
 	$(UV) run --frozen python -m bench.e2e --events $(BENCH_EVENTS)
+
+chaos: install ## Faults under load: kill, bounce and starve every part, then count what was lost (SEED=1 CHAOS_EVENTS=20000)
+	bash deploy/local/kafka.sh resolve
+	$(UV) run --frozen python -m bench.chaos --seed $(SEED) --events $(CHAOS_EVENTS)
 
 bench-ingest: install ## Ingest alone next to a bare FastAPI endpoint: single posts, batches, 1,000/s paced
 	bash deploy/local/kafka.sh resolve
