@@ -36,6 +36,7 @@ from .chaos_faults import (
     inject_poison,
     kafka_cmd,
     kill_and_restart,
+    postgres_ensure_stopped,
     postgres_start,
     postgres_stop,
     schedule,
@@ -90,6 +91,7 @@ class Load:
         self.errors: list[str] = []
         self.t0 = 0.0
         self.patched: dict[str, int] = {}
+        self.patched_ids: set[str] = set()  # answers whose late comment was accepted
 
     def count(self, what: str) -> None:
         self.statuses[what] = self.statuses.get(what, 0) + 1
@@ -155,6 +157,8 @@ class Load:
                         await asyncio.sleep(0.5)
                         continue
                     self.patched[str(r.status_code)] = self.patched.get(str(r.status_code), 0) + 1
+                    if r.status_code in (200, 202):
+                        self.patched_ids.add(e.event_id)
                     break
 
 
@@ -323,11 +327,18 @@ async def run(args: argparse.Namespace, work: Path, result: dict[str, Any], dead
                     "late_comments": load.patched,
                     "errors": load.errors,
                 }
+                lost = {s: n for s, n in load.statuses.items() if s not in ("200", "202", "503")}
+                if lost or len(load.acked) != len(events):
+                    counts["failures"].append(
+                        f"posts accepted: {len(load.acked)}, expected {len(events)} "
+                        f"(off by {len(load.acked) - len(events):+d}; answers other than 202/503: {lost})"
+                    )
                 result["counts"] = counts
                 result["restarts"] = {n: s.starts - 1 for n, s in services.items()}
                 children.stop()
         finally:
             children.stop()
+            await asyncio.to_thread(postgres_ensure_stopped, pg_data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smtp-refuse", type=float, default=30.0)
     p.add_argument("--webhook-500", type=float, default=30.0)
     p.add_argument("--webhook-timeout", type=float, default=10.0)
-    p.add_argument("--webhook-client-timeout", type=float, default=3.0, help="the notifier's webhook timeout")
+    p.add_argument("--webhook-client-timeout", type=float, default=5.0, help="the notifier's webhook timeout")
     p.add_argument("--poison-batches", type=int, default=2)
     p.add_argument("--poison-per-batch", type=int, default=5)
     p.add_argument("--stall", type=float, default=120.0, help="fail after this long without progress")

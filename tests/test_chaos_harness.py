@@ -32,7 +32,7 @@ def test_the_same_seed_gives_the_same_faults_and_another_seed_others() -> None:
     kinds = Counter(f.kind for f in a)
     assert all(kinds[f"kill:{s}"] == 2 for s in SERVICES)
     assert kinds["kafka"] == kinds["postgres"] == kinds["smtp"] == kinds["webhook"] == 1 and kinds["poison"] == 2
-    assert [f.at_s for f in a] == sorted(f.at_s for f in a) and 0 < a[0].at_s and a[-1].at_s < 800
+    assert [f.at_s for f in a] == sorted(f.at_s for f in a) and a[0].at_s > 0 and a[-1].at_s < 800
 
 
 def test_the_load_has_unique_events_repeated_customers_and_a_second_tenant() -> None:
@@ -92,7 +92,9 @@ def test_the_crm_receiver_answers_500_times_out_and_verifies_signatures(receiver
     base, recorded = receiver
     secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     body = b'{"event_type": "case.opened"}'
-    signed = Webhook(secret).sign("msg-1", __import__("datetime").datetime.now(__import__("datetime").UTC), body.decode())
+    signed = Webhook(secret).sign(
+        "msg-1", __import__("datetime").datetime.now(__import__("datetime").UTC), body.decode()
+    )
     headers = {"webhook-id": "msg-1", "webhook-timestamp": str(int(time.time())), "webhook-signature": signed}
     assert post(f"{base}/_control", json.dumps({"webhook_secret": secret, "webhook": "500"}).encode()) == 200
     assert post(f"{base}/webhooks", body, headers) == 500

@@ -196,8 +196,10 @@ def report(result: dict[str, Any]) -> None:
         print(f"  {stage:30s} {us:7.1f} us")
     if "kafka" in result:
         k = result["kafka"]
-        print(f"\nreal Kafka, {result['events']} events: classifier {k['classifier_events_per_s']:,.0f} events/s, "
-              f"pass-through {k['passthrough_events_per_s']:,.0f} events/s, ratio {k['ratio']:.2f}")
+        print(
+            f"\nreal Kafka, {result['events']} events: classifier {k['classifier_events_per_s']:,.0f} events/s, "
+            f"pass-through {k['passthrough_events_per_s']:,.0f} events/s, ratio {k['ratio']:.2f}"
+        )
     for name, t in result["targets"].items():
         print(f"  target {name}: {t['measured']:.2f} vs {t['target']} {'MET' if t['met'] else 'MISSED'}")
 

@@ -9,10 +9,25 @@ import asyncio
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from npsloop_platform.http_edge import install_error_handlers
 from npsloop_platform.retry import is_transient
+
+
+def shutting_down() -> DBAPIError:
+    """What SQLAlchemy raises while Postgres shuts down: a bare DBAPIError whose `orig` is the
+    adapted driver error, caused by asyncpg's CannotConnectNowError."""
+    import asyncpg
+
+    driver = Exception("the database system is shutting down")
+    driver.__cause__ = asyncpg.CannotConnectNowError("the database system is shutting down")
+    return DBAPIError("UPDATE ingest.accepted", {}, driver)
+
+
+def test_a_bare_dbapi_error_around_an_outage_is_transient_and_around_a_bug_is_not() -> None:
+    assert is_transient(shutting_down())
+    assert not is_transient(DBAPIError("SELECT 1", {}, Exception("syntax error at or near")))
 
 
 def app_raising(exc: BaseException) -> FastAPI:
@@ -39,6 +54,7 @@ async def get(app: FastAPI) -> httpx.Response:
         OperationalError("SELECT 1", {}, Exception("server closed the connection")),
         FileNotFoundError(2, "No such file or directory"),  # the socket of a restarting Postgres
         ConnectionRefusedError(111, "Connection refused"),
+        shutting_down(),  # the second run: a bare DBAPIError around asyncpg's CannotConnectNowError
     ],
 )
 def test_an_outage_during_a_request_is_a_503_with_retry_after(exc: BaseException) -> None:

@@ -61,12 +61,25 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             return True
+        if isinstance(exc, DBAPIError) and isinstance(exc.orig, BaseException) and exc.orig is not exc:
+            # SQLAlchemy wraps some driver errors in a bare DBAPIError: "the database system is
+            # shutting down" (asyncpg's CannotConnectNowError) while Postgres restarts
+            orig = exc.orig.__cause__ if exc.orig.__cause__ is not None else exc.orig
+            return is_transient(orig) or is_transient(exc.orig)
     except ImportError:  # pragma: no cover
         pass
     try:
         import asyncpg
 
-        if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError | asyncpg.CannotConnectNowError):
+        e = asyncpg.exceptions
+        outage = (
+            e.ConnectionDoesNotExistError
+            | e.CannotConnectNowError
+            | e.AdminShutdownError
+            | e.CrashShutdownError
+            | e.PostgresConnectionError
+        )
+        if isinstance(exc, outage):
             return True
     except ImportError:  # pragma: no cover
         pass
