@@ -8,7 +8,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
 
-.PHONY: help install browser run test test-fast lint schemas bench bench-ingest kafka-start kafka-stop kafka-status clean
+.PHONY: help install browser run up down status logs test test-fast lint schemas bench bench-ingest kafka-start kafka-stop kafka-status clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +23,21 @@ install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## Create
 
 run: install ## Run the whole loop in one process: in-memory bus, embedded Postgres, mail to .npsloop/mail
 	$(UV) run --frozen npsloop run
+
+TRACING ?=
+
+up: install ## Start Kafka, Postgres and every service as its own process on 127.0.0.1; waits for /readyz (TRACING=console|otlp)
+	bash deploy/local/kafka.sh resolve >/dev/null
+	$(UV) run --frozen python -m npsloop.stack up $(if $(TRACING),--tracing $(TRACING))
+
+status: ## Each process of the local stack: pid, port, readiness, consumer lag
+	@$(UV) run --frozen python -m npsloop.stack status
+
+logs: ## Follow the logs of every process of the local stack (Ctrl-C to stop following)
+	@$(UV) run --frozen python -m npsloop.stack logs
+
+down: ## Stop the local stack (services, Postgres, Kafka), by pid
+	@$(UV) run --frozen python -m npsloop.stack down
 
 browser: ## Install Debian's chromium for the browser tests (Playwright cannot download its own here)
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (apt)"; \
