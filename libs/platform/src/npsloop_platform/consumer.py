@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from npsloop_schemas import EVENT_TYPES, Envelope, Event, Topics, customer_key, parse_event, serialize_event
 
+from . import metrics
 from .bus.base import Bus, Headers, Message, RawConsumer, TopicPartition
 from .component import Background
 from .retry import Stopped, is_transient, retrying
@@ -157,6 +158,8 @@ class EventConsumer(Background):
         self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
         self.stuck_after_s, self.clock = stuck_after_s, clock
         self.stats = ConsumerStats()
+        self._m_batch = metrics.BATCH_SIZE.labels(group_id)
+        self._m_handler = metrics.HANDLER_SECONDS.labels(group_id)
         self._busy_since: float | None = None
         self._consuming = False
 
@@ -194,6 +197,11 @@ class EventConsumer(Background):
         publisher = Publisher(self.bus)
         self._busy_since = self.clock()
         self.stats.batches += 1
+        self._m_batch.observe(len(batch))
+        lag = getattr(raw, "lag", None)
+        if lag is not None:
+            for tp, behind in lag().items():
+                metrics.CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(behind)
         try:
             items: list[Received[Any]] = []
             for msg in batch:
@@ -266,19 +274,25 @@ class EventConsumer(Background):
         for hook in uow.hooks:
             hook()
         self.stats.handled += len(items) - len(uow.refused)
+        metrics.count_events(metrics.CONSUMED, self.group_id, (i.event.type_tag for i in items))
+        if uow.outgoing:
+            metrics.count_events(metrics.PUBLISHED, self.group_id, (o.event.type_tag for o in uow.outgoing))
+            metrics.count_deliveries(o.event for o in uow.outgoing)
 
     async def _run_unit(self, items: Sequence[Received[Any]]) -> UnitOfWork:
         by_type: dict[type[Envelope], list[Received[Any]]] = {}
         for item in items:
             by_type.setdefault(type(item.event), []).append(item)
-        async with self.unit_of_work() as uow:
-            for cls, group in by_type.items():
-                await self.handlers[cls](group, uow)
-            await uow.commit()
+        with self._m_handler.time():
+            async with self.unit_of_work() as uow:
+                for cls, group in by_type.items():
+                    await self.handlers[cls](group, uow)
+                await uow.commit()
         return uow
 
     def _on_retry(self, exc: BaseException, transient: bool) -> None:
         self.stats.retries += 1
+        metrics.RETRIES.labels(self.group_id).inc()
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
 
     async def _dead_letter(
@@ -304,6 +318,7 @@ class EventConsumer(Background):
         )
         await publisher.publish_raw(dlq, msg.value or b"", msg.key, headers)
         self.stats.dead_lettered += 1
+        metrics.DEAD_LETTERED.labels(self.group_id, msg.topic).inc()
 
 
 def reason_of(exc: BaseException) -> str:

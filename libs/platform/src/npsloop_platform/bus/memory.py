@@ -125,6 +125,9 @@ class MemoryConsumer:
             out = self._available(max_records)
         return out
 
+    def lag(self) -> dict[TopicPartition, int]:
+        return {tp: len(self.bus._log(tp.topic)[tp.partition]) - pos for tp, pos in self._position.items()}
+
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():
             self.bus._committed[(self.group_id, tp)] = offset
