@@ -30,7 +30,7 @@ from .dashboard import router as dashboard_router
 class Loop:
     def __init__(self, bus: Bus, database_url: str, **overrides: Any) -> None:
         """`overrides` are settings fields (e.g. smtp_port, call_task_url) applied to every service."""
-        common: dict[str, Any] = {"bus": bus.name, "database_url": database_url, **overrides}
+        common: dict[str, Any] = {"mode": "dev", "bus": bus.name, "database_url": database_url, **overrides}
         self.bus = bus
         self.ingest_settings = IngestSettings(**common)
         self.notifier_settings = NotifierSettings(**common)

@@ -30,3 +30,32 @@ def test_a_bad_database_url_is_refused_without_showing_it(url: str) -> None:
 )
 def test_tcp_and_socket_urls_are_accepted(url: str) -> None:
     assert DatabaseSettings(database_url=url).dsn == url
+
+
+def test_prod_mode_refuses_a_placeholder_secret_naming_the_variable() -> None:
+    from pydantic import SecretStr
+
+    class WithSecret(DatabaseSettings):
+        smtp_password: SecretStr | None = None
+
+    url = "postgresql://npsloop:s3cr3t-Value@db:5432/npsloop"
+    for placeholder in ("changeme", "", "CHANGEME "):
+        with pytest.raises(ValidationError, match="NPSLOOP_SMTP_PASSWORD") as info:
+            WithSecret(mode="prod", database_url=url, smtp_password=SecretStr(placeholder))
+        assert "s3cr3t-Value" not in str(info.value)
+    assert WithSecret(mode="dev", database_url=url, smtp_password=SecretStr("changeme")).mode == "dev"
+    assert WithSecret(mode="prod", database_url=url, smtp_password=SecretStr("a-real-one")).mode == "prod"
+
+
+@pytest.mark.parametrize("url", ["postgresql://npsloop:changeme@db:5432/x", "postgresql://npsloop@db:5432/x"])
+def test_prod_mode_refuses_a_database_password_that_is_a_placeholder(url: str) -> None:
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        DatabaseSettings(mode="prod", database_url=url)
+    assert DatabaseSettings(mode="dev", database_url=url).dsn == url
+    # a Unix socket may authenticate by peer, without a password
+    assert DatabaseSettings(mode="prod", database_url="postgresql://u@/x?host=/run/pg").mode == "prod"
+
+
+def test_the_default_mode_is_prod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NPSLOOP_MODE", raising=False)
+    assert DatabaseSettings(_env_file=None, database_url="postgresql://u:p4ss@db/x").mode == "prod"  # type: ignore[call-arg]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_URL_ALIASES = AliasChoices("NPSLOOP_DATABASE_URL", "DATABASE_URL", "database_url")
@@ -34,6 +34,13 @@ def _postgres_url(value: str) -> str:
 
 PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
 
+#: Secrets nobody may run production with: an empty value, or what examples and templates ship.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "change_me", "changeit", "secret", "password", "xxx"})
+
+
+def is_placeholder(secret: str) -> bool:
+    return secret.strip().lower() in PLACEHOLDER_SECRETS
+
 
 class PlatformSettings(BaseSettings):
     """What every service reads. Invalid values stop the service at start, with the setting's name;
@@ -41,6 +48,11 @@ class PlatformSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NPSLOOP_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
+    mode: Literal["dev", "prod"] = Field(
+        default="prod",
+        description="'prod' (a service process) refuses placeholder secrets; 'dev' is what `make run`, "
+        "`make up` and the tests use.",
+    )
     bus: Literal["kafka", "memory"] = Field(
         default="kafka", description="'kafka' in production; 'memory' only inside one process."
     )
@@ -89,6 +101,20 @@ class PlatformSettings(BaseSettings):
             raise ValueError("topic_prefix may hold only letters, digits, '.', '_' and '-'")
         return value
 
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> PlatformSettings:
+        """In prod mode a secret that is set must be real: 'changeme' or an empty one stops the start."""
+        if self.mode != "prod":
+            return self
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and is_placeholder(value.get_secret_value()):
+                raise ValueError(
+                    f"NPSLOOP_{name.upper()} is a placeholder (empty or 'changeme'): set the real secret, "
+                    "or NPSLOOP_MODE=dev on a development machine"
+                )
+        return self
+
 
 class DatabaseSettings(PlatformSettings):
     """For the services that own tables: PostgreSQL is required, and checked, at start."""
@@ -101,3 +127,16 @@ class DatabaseSettings(PlatformSettings):
     @property
     def dsn(self) -> str:
         return self.database_url
+
+    @model_validator(mode="after")
+    def _real_database_password(self) -> DatabaseSettings:
+        """In prod mode a TCP database URL needs a real password (a Unix socket may use peer auth)."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if self.mode == "prod" and url.host and is_placeholder(url.password or ""):
+            raise ValueError(
+                "DATABASE_URL has no password or a placeholder one ('changeme'): set the real one, "
+                "or NPSLOOP_MODE=dev on a development machine"
+            )
+        return self
