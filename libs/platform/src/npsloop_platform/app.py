@@ -226,15 +226,17 @@ def create_service_app(
 
     The embedded runner calls the same `build` functions to put all services in one process.
     """
+    from . import tracing
     from .bus import make_bus
     from .logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_json, name)
+    tracing.configure(name, settings.tracing)
     bus = bus or make_bus(settings)
     parts = build(settings, bus)
     return create_app(
         f"npsloop {name}",
-        [bus, *parts.components],
+        [bus, *parts.components, *([tracing.TracingComponent()] if tracing.enabled() else [])],
         parts.routers,
         AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys, extras=parts.extras),
         **fastapi_kwargs,

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from npsloop_schemas import EVENT_TYPES, Envelope, Event, Topics, customer_key, parse_event, serialize_event
 
-from . import metrics
+from . import metrics, tracing
 from .bus.base import Bus, Headers, Message, RawConsumer, TopicPartition
 from .component import Background
 from .retry import Stopped, is_transient, retrying
@@ -162,6 +162,7 @@ class EventConsumer(Background):
         self._m_handler = metrics.HANDLER_SECONDS.labels(group_id)
         self._busy_since: float | None = None
         self._consuming = False
+        self._spans = tracing.BatchSpans(group_id)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def ready(self) -> bool:
@@ -209,6 +210,7 @@ class EventConsumer(Background):
                     items.append(self._decode(msg))
                 except _Poison as exc:
                     await self._dead_letter(publisher, msg, exc.__cause__ or exc)
+            self._spans.start(items)
             await self._handle(items, publisher)
             if await publisher.flush(self.stopping):
                 offsets: dict[TopicPartition, int] = {}
@@ -219,6 +221,7 @@ class EventConsumer(Background):
             log.info("consumer %s stopping with a batch in hand: not committed, redelivered", self.group_id)
         finally:
             self._busy_since = None
+            self._spans.end()
 
     def _decode(self, msg: Message) -> Received[Any]:
         try:
@@ -268,7 +271,8 @@ class EventConsumer(Background):
             await self._handle(items[mid:], publisher)
             return
         for out in uow.outgoing:
-            await publisher.publish(out.event, out.key, out.headers)
+            headers = tracing.inject(out.headers, self._spans.context_for(out.event.causation_id))
+            await publisher.publish(out.event, out.key, headers)
         for item, reason in uow.refused:
             await self._dead_letter(publisher, item.msg, reason, item)
         for hook in uow.hooks:

@@ -14,6 +14,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
+from . import tracing
+
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
@@ -59,6 +61,7 @@ class HttpMetrics:
             return
         status = 500
         t0 = time.perf_counter()
+        method = scope.get("method", "")
 
         async def send_status(message: Any) -> None:
             nonlocal status
@@ -66,14 +69,18 @@ class HttpMetrics:
                 status = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "<unmatched>"
-            method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, path, str(status)).inc()
-            HTTP_SECONDS.labels(method, path).observe(time.perf_counter() - t0)
+        with tracing.server_span(method, scope.get("path", ""), scope.get("headers", ())) as span:
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "<unmatched>"
+                HTTP_REQUESTS.labels(method, path, str(status)).inc()
+                HTTP_SECONDS.labels(method, path).observe(time.perf_counter() - t0)
+                if span is not None:
+                    span.update_name(f"{method} {path}")
+                    span.set_attribute("http.route", path)
+                    span.set_attribute("http.response.status_code", status)
 
 
 def count_events(counter: Counter, group: str, type_tags: Iterable[str]) -> None:

@@ -18,7 +18,7 @@ import logging
 
 from sqlalchemy import Table, func, select, text, update
 
-from . import metrics
+from . import metrics, tracing
 from .bus.base import Bus
 from .component import Background
 from .db import Database
@@ -84,7 +84,9 @@ class OutboxRelay(Background):
             ).all()
             if not rows:
                 return 0
-            futures = [await self.bus.send(r.topic, r.value, key=r.key) for r in rows]
+            futures = [
+                await self.bus.send(r.topic, r.value, key=r.key, headers=tracing.outbox_headers(r.value)) for r in rows
+            ]
             await asyncio.gather(*futures)
             await session.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=func.now()))
         self.published += len(rows)

@@ -89,6 +89,10 @@ class PlatformSettings(BaseSettings):
         default=None,
         description="TOML store directory: time zones, countries, regions, recipients (npsloop_platform.stores).",
     )
+    tracing: Literal["off", "console", "otlp"] = Field(
+        default="off",
+        description="OpenTelemetry traces: 'console' prints spans, 'otlp' sends them to OTEL_EXPORTER_OTLP_ENDPOINT.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     log_json: bool = True
 

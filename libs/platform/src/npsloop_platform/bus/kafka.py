@@ -15,6 +15,7 @@ from aiokafka import TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from .. import tracing
 from ..retry import Stopped, retrying
 from .base import Headers, Message, TopicPartition, as_bytes
 
@@ -131,7 +132,7 @@ class KafkaBus:
         if self._producer is None:
             raise BusUnavailable(f"Kafka at {self.bootstrap} is not connected")
         fut: asyncio.Future[None] = await self._producer.send(
-            self.physical(topic), value, key=as_bytes(key), headers=list(headers)
+            self.physical(topic), value, key=as_bytes(key), headers=list(tracing.inject(headers))
         )
         return fut
 

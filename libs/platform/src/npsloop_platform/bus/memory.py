@@ -12,6 +12,7 @@ import time
 import zlib
 from collections.abc import Sequence
 
+from .. import tracing
 from .base import Headers, Message, TopicPartition, as_bytes
 
 
@@ -56,6 +57,7 @@ class MemoryBus:
         kb = as_bytes(key)
         partition = self.partition_for(kb, topic)
         log = self._log(topic)[partition]
+        headers = tracing.inject(headers)
         log.append(Message(topic, partition, len(log), kb, value, tuple(headers), int(time.time() * 1000)))
         self._version += 1
         for waiter in self._waiters:

@@ -1,0 +1,72 @@
+"""One trace from POST to email: W3C trace context through HTTP, Kafka headers and the outbox, on
+the in-memory bus and on real Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from npsloop.loop import Loop
+from npsloop_platform import tracing
+from npsloop_platform.testing.helpers import eventually, feedback_body
+from npsloop_platform.testing.servers import SmtpSink
+from npsloop_schemas import Topics
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tracing.configure("test", span_exporter=exporter)
+    try:
+        yield exporter
+    finally:
+        tracing.shutdown()
+
+
+async def test_one_trace_covers_post_to_email(
+    spans: InMemorySpanExporter, loop: Loop, client: httpx.AsyncClient, smtp_server: SmtpSink
+) -> None:
+    body = feedback_body(10, customer_id="c-traced", contact={"email": "ann@example.com"})
+    traceparent = f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"  # the caller's own trace goes on
+    response = await client.post("/v1/feedback", json=body, headers={"traceparent": traceparent})
+    assert response.status_code == 202, response.text
+
+    def trace() -> list[ReadableSpan]:
+        return [s for s in spans.get_finished_spans() if s.context and format(s.context.trace_id, "032x") == CALLER_TRACE]
+
+    async def emailed_and_traced() -> bool:
+        names = {s.name for s in trace()}
+        return len(smtp_server.messages) == 1 and f"process {Topics.NOTIFICATION_REQUESTED}" in names
+
+    await eventually(emailed_and_traced, timeout=60, what="the email, and its span in the caller's trace")
+    by_name = {s.name: s for s in trace()}
+    post = by_name["POST /v1/feedback"]
+    classified = by_name[f"process {Topics.FEEDBACK_RECEIVED}"]
+    acted = by_name[f"process {Topics.FEEDBACK_CLASSIFIED}"]
+    notified = by_name[f"process {Topics.NOTIFICATION_REQUESTED}"]
+    assert post.parent is not None and format(post.parent.span_id, "016x") == "00f067aa0ba902b7"
+    # each hop is the child of the one before: HTTP -> Kafka header -> Kafka header -> outbox
+    assert classified.parent is not None and post.context is not None
+    assert classified.parent.span_id == post.context.span_id
+    assert acted.parent is not None and classified.context is not None
+    assert acted.parent.span_id == classified.context.span_id
+    assert notified.parent is not None and acted.context is not None
+    assert notified.parent.span_id == acted.context.span_id
+    assert notified.attributes is not None and notified.attributes["messaging.consumer.group.name"] == "notifier"
+    assert post.attributes is not None and post.attributes["http.response.status_code"] == 202
+
+
+async def test_tracing_off_adds_no_headers(loop: Loop, client: httpx.AsyncClient) -> None:
+    assert not tracing.enabled()
+    response = await client.post("/v1/feedback", json=feedback_body(3, customer_id="c-untraced"))
+    assert response.status_code == 202
+    from npsloop_platform.testing.helpers import read_topic
+
+    (msg,) = await read_topic(loop.bus, Topics.FEEDBACK_RECEIVED, 1)
+    assert msg.header("traceparent") is None
