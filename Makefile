@@ -8,7 +8,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
 
-.PHONY: help install browser run up down status logs test test-fast lint schemas bench bench-ingest kafka-start kafka-stop kafka-status clean
+.PHONY: help install browser run up down status logs deploy-files deploy-check test test-fast lint schemas bench bench-ingest kafka-start kafka-stop kafka-status clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,7 +44,24 @@ browser: ## Install Debian's chromium for the browser tests (Playwright cannot d
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; }
 
-test: install lint browser ## Install what is missing, lint, start real Kafka and Postgres, run every test
+DEPLOY_TOOLS := .cache/deploy-tools
+
+$(DEPLOY_TOOLS)/.installed: deploy/checks/requirements.txt $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv)
+	$(UV) venv -q --allow-existing --python 3.11 $(DEPLOY_TOOLS)
+	$(UV) pip install -q --python $(DEPLOY_TOOLS)/bin/python -r deploy/checks/requirements.txt
+	touch $@
+
+deploy-files: install ## Regenerate Dockerfiles, compose.yaml, the Kubernetes base, dashboard and alerts from the list of services
+	$(UV) run --frozen python -m npsloop.stack.deploy_files
+
+deploy-check: install $(DEPLOY_TOOLS)/.installed ## Offline: kustomize renders, schemas, checkov, hadolint, compose (tools in .cache/deploy-tools)
+	@command -v kubectl >/dev/null 2>&1 || { echo "installing kubectl (apt)"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq kubernetes-client >/dev/null; }
+	$(UV) run --frozen python -m npsloop.stack.deploy_files --check
+	$(DEPLOY_TOOLS)/bin/python deploy/checks/check.py
+
+test: install lint browser deploy-check ## Install what is missing, lint, check deploy/ offline, start real Kafka and Postgres, run every test
 	bash deploy/local/kafka.sh resolve
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
