@@ -47,7 +47,6 @@ def service_env(
         NPSLOOP_BUS="kafka",
         NPSLOOP_KAFKA_BOOTSTRAP=bootstrap,
         NPSLOOP_TOPIC_PREFIX=prefix,
-        NPSLOOP_SERVICE_NAME=spec.name,
         PYTHONUNBUFFERED="1",
     )
     env.setdefault("NPSLOOP_MODE", "dev")  # loopback URLs and a socket database without a password

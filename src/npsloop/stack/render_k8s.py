@@ -64,7 +64,6 @@ def deployment(spec: ServiceSpec) -> dict[str, Any]:
         "image": f"npsloop-{spec.name}:0.1.0",
         "imagePullPolicy": "Always",
         "ports": [{"name": "http", "containerPort": PORT}],
-        "env": [{"name": "NPSLOOP_SERVICE_NAME", "value": spec.name}],
         "envFrom": env_from(),
         "startupProbe": {  # migrations run on start too (a no-op once the Job ran)
             "httpGet": {"path": "/healthz", **probe},

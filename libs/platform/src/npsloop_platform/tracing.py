@@ -125,9 +125,12 @@ def extract(headers: Headers) -> otel_context.Context:
 # ----------------------------------------------------------------------------------- spans --
 
 
+_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: noise in a trace
+
+
 @contextmanager
 def server_span(method: str, route: str, headers: Sequence[tuple[bytes, bytes]]) -> Iterator[trace.Span | None]:
-    if _tracer is None:
+    if _tracer is None or route in _UNTRACED:
         yield None
         return
     carrier = [(k.decode("latin-1"), v) for k, v in headers]
