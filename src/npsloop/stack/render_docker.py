@@ -92,6 +92,7 @@ def compose() -> dict[str, Any]:
                 "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD:-npsloop-dev}",
                 "POSTGRES_DB": "npsloop",
             },
+            "ports": ["127.0.0.1:5432:5432"],  # for `npsloop keys create` from a checkout
             "volumes": ["postgres-data:/var/lib/postgresql/data"],
             "healthcheck": {
                 "test": ["CMD-SHELL", "pg_isready -U npsloop -d npsloop"],
