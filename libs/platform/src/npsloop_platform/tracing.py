@@ -170,7 +170,9 @@ class BatchSpans:
             remember(event_id, span.get_span_context())
 
     def context_for(self, causation_id: Any) -> trace.SpanContext | None:
-        span = self.spans.get(str(causation_id)) if causation_id is not None else None
+        if not self.spans or causation_id is None:  # tracing off: no work per event
+            return None
+        span = self.spans.get(str(causation_id))
         return span.get_span_context() if span is not None else None
 
     def end(self, failed: BaseException | None = None) -> None:
