@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,16 @@ def test_incompatible_changes_are_caught(change: Any, expect: str) -> None:
 def test_asyncapi_lists_every_topic_and_message() -> None:
     doc = asyncapi()
     addresses = {c["address"] for c in doc["channels"].values()}
-    assert addresses == {
-        "feedback.received.v1",
-        "feedback.classified.v1",
-        "case.events.v1",
-        "notification.requested.v1",
-        "notification.status.v1",
-    }
-    assert len(doc["components"]["messages"]) == len(CURRENT)
+    topics = {"feedback.received.v1", "feedback.classified.v1", "case.events.v1"}
+    topics |= {"notification.requested.v1", "notification.status.v1"}
+    assert addresses == topics | {f"{t}.dlq.{{group}}" for t in topics}
+    messages = doc["components"]["messages"]
+    assert set(messages) == {t.replace(".", "_") for t in CURRENT} | {"dead_letter"}
+    assert set(messages["dead_letter"]["headers"]["required"]) == {
+        "npsloop-dlq-reason", "npsloop-dlq-error-type", "npsloop-dlq-source", "npsloop-dlq-group",
+    }  # fmt: skip
+    key = messages["feedback_received_v1"]["bindings"]["kafka"]["key"]
+    assert "tenant>:anon:<event_id>" in key["description"]
+    assert all(re.fullmatch(key["pattern"], k) for k in key["examples"])
     published = json.loads((SNAPSHOTS.parent / "asyncapi.json").read_text())
     assert published == doc, "asyncapi.json is stale: run `make schemas`"

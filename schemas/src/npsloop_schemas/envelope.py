@@ -29,7 +29,18 @@ class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+def _discriminators_required(schema: dict[str, Any]) -> None:
+    """`event_type` and `schema_version` have defaults in Python, but a message without them cannot be
+    routed: the published schema says they are required, so it accepts nothing the consumers refuse."""
+    required = schema.setdefault("required", [])
+    for name in ("event_type", "schema_version"):
+        if name in schema.get("properties", {}) and name not in required:
+            required.append(name)
+
+
 class Envelope(Contract):
+    model_config = ConfigDict(frozen=True, extra="ignore", json_schema_extra=_discriminators_required)
+
     event_id: uuid.UUID = Field(description="Producer-chosen id; the idempotency key downstream.")
     event_type: str
     schema_version: int

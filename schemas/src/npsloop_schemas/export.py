@@ -24,6 +24,25 @@ def event_schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
+#: The message key of every event: one customer's events share it, so they stay in order.
+MESSAGE_KEY = {
+    "type": "string",
+    "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*:(anon:[0-9a-f-]{36}|.+)$",
+    "description": "`<tenant>:<customer_id>`, or `<tenant>:anon:<event_id>` when the customer is unknown (the "
+    "event_id of the answer that started the journey). One customer's events share the key and so stay in order.",
+    "examples": ["acme:c-42", "acme:anon:5b9f3c1e-8f2a-4c7b-9d1e-2a3b4c5d6e7f"],
+}
+
+#: What a consumer adds to a message it dead-letters (`<topic>.dlq.<consumer-group>`), next to the
+#: original bytes and the original headers.
+DLQ_HEADERS = {
+    "npsloop-dlq-reason": "Why: the fields and rules that failed, never the input itself.",
+    "npsloop-dlq-error-type": "The error's class, e.g. ValidationError, PermanentError.",
+    "npsloop-dlq-source": "Where the message was: `<topic>[<partition>]@<offset>`.",
+    "npsloop-dlq-group": "The consumer group that gave up on it.",
+}
+
+
 def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -34,16 +53,40 @@ def asyncapi() -> dict[str, Any]:
             "name": tag,
             "contentType": "application/json",
             "payload": {"$ref": f"jsonschema/{tag}.json"},
-            "bindings": {"kafka": {"key": {"type": "string", "description": "tenant:customer_id"}}},
+            "bindings": {"kafka": {"key": MESSAGE_KEY}},
         }
         channel = channels.setdefault(topic.replace(".", "_"), {"address": topic, "messages": {}})
         channel["messages"][name] = {"$ref": f"#/components/messages/{name}"}
-    for key, channel in channels.items():
+    messages["dead_letter"] = {
+        "name": "dead-letter",
+        "summary": "A message a consumer could not handle: its original bytes, key and headers, plus these headers.",
+        "contentType": "application/octet-stream",
+        "headers": {
+            "type": "object",
+            "required": sorted(DLQ_HEADERS),
+            "properties": {h: {"type": "string", "description": d} for h, d in DLQ_HEADERS.items()},
+        },
+        "payload": {"description": "The original message value, byte for byte (it may not be valid JSON)."},
+        "bindings": {"kafka": {"key": {"type": "string", "description": "The original message key."}}},
+    }
+    for key, channel in list(channels.items()):
+        address = channel["address"]
         operations[f"publish_{key}"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{key}"},
-            "summary": f"Events on {channel['address']}; poison messages go to "
-            f"{Topics.dlq(channel['address'], '<consumer-group>')}",
+            "summary": f"Events on {address}; poison messages go to {Topics.dlq(address, '<consumer-group>')}",
+        }
+        dlq_key = f"{key}_dlq"
+        channels[dlq_key] = {
+            "address": Topics.dlq(address, "{group}"),
+            "description": f"Dead letters of {address}, one topic per consumer group.",
+            "parameters": {"group": {"description": "The consumer group, e.g. npsloop-actions."}},
+            "messages": {"dead_letter": {"$ref": "#/components/messages/dead_letter"}},
+        }
+        operations[f"dead_letter_{key}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{dlq_key}"},
+            "summary": f"A consumer of {address} dead-letters a poison message with its reason.",
         }
     return {
         "asyncapi": "3.0.0",

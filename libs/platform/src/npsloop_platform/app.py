@@ -19,6 +19,7 @@ from .db import Database
 from .http_edge import BodyLimit, install_error_handlers
 from .metrics import HttpMetrics
 from .metrics import render as render_metrics
+from .openapi_docs import document
 from .settings import PlatformSettings
 
 __all__ = [
@@ -212,6 +213,7 @@ def create_app(
 
     for router in routers:
         app.include_router(router)
+    document(app)
     return app
 
 

@@ -17,3 +17,9 @@ class IngestSettings(DatabaseSettings):
         default=1000.0, gt=0, description="Answers per second one API key may sustain, per ingest replica."
     )
     rate_limit_burst: int = Field(default=2000, ge=1, description="Answers one API key may send at once, per replica.")
+    idempotency_retention_s: float = Field(
+        default=7 * 86400,
+        gt=0,
+        description="How long an accepted event id is remembered: repeats are duplicates and late PATCHes "
+        "are possible within it (default 7 days).",
+    )

@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
-from npsloop_schemas import Contact, FeedbackReceivedPayloadV1, FeedbackReceivedV1, customer_key, utcnow
+from npsloop_platform.text import CleanText
+from npsloop_schemas import (
+    Contact,
+    FeedbackReceivedPayloadV1,
+    FeedbackReceivedV1,
+    FeedbackUpdatedPayloadV1,
+    FeedbackUpdatedV1,
+    customer_key,
+    derive_id,
+    utcnow,
+)
 from npsloop_schemas.events import Email, Phone
 
-#: What a text may not hold: NUL and other control characters (tabs and newlines are fine) and
-#: lone surrogates, which no UTF-8 encoder (Kafka, PostgreSQL) can carry.
-_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 #: occurred_at may not be before this, nor more than a day ahead of now.
 OCCURRED_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
 OCCURRED_AHEAD = timedelta(days=1)
-
-
-def clean_text(value: str) -> str:
-    """NFC-normalised, and refused when it holds a NUL, a control character or a lone surrogate."""
-    bad = _FORBIDDEN.search(value)
-    if bad:
-        raise ValueError(
-            f"contains the character U+{ord(bad.group()):04X} at position {bad.start()}, which is not allowed"
-        )
-    return unicodedata.normalize("NFC", value)
 
 
 def _iso_text_only(value: object) -> object:
@@ -45,7 +52,6 @@ def _within_bounds(value: datetime) -> datetime:
     return value
 
 
-CleanText = AfterValidator(clean_text)
 Comment = Annotated[str, StringConstraints(max_length=5000), CleanText]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128), CleanText]
 Name = Annotated[str, StringConstraints(max_length=200), CleanText]
@@ -64,10 +70,32 @@ class ContactIn(Contact):
     phone: PhoneIn | None = None
 
 
+FEEDBACK_EXAMPLES: list[JsonValue] = [
+    {
+        "store_id": "berlin-1",
+        "channel": "pos",
+        "score": 3,
+        "comment": "Long wait at the till",
+        "customer_id": "c-42",
+        "contact": {"phone": "+49 151 1234567"},
+    },
+    {
+        "event_id": "5b9f3c1e-8f2a-4c7b-9d1e-2a3b4c5d6e7f",
+        "store_id": "berlin-1",
+        "channel": "web",
+        "score": 10,
+        "occurred_at": "2026-11-23T10:15:00+01:00",
+        "customer_id": "c-43",
+        "contact": {"email": "ann@example.com"},
+        "locale": "de-DE",
+    },
+]
+
+
 class FeedbackIn(FeedbackReceivedPayloadV1):
     """What a till or web shop posts. Unknown fields are rejected, so a typo never loses data."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": FEEDBACK_EXAMPLES})
 
     tenant_id: str | None = Field(
         default=None,
@@ -92,6 +120,7 @@ class FeedbackIn(FeedbackReceivedPayloadV1):
     store_id: Id | None = None
     locale: Locale | None = None
     contact: ContactIn | None = None
+    consent_to_contact: StrictBool = Field(default=True, description="false: store and count, never contact.")
 
 
 def to_event(body: FeedbackIn, source: str, tenant_id: str) -> FeedbackReceivedV1:
@@ -124,3 +153,46 @@ def check_scope(body: FeedbackIn, tenant_id: str, stores: frozenset[str] | None)
 def key_of(event: FeedbackReceivedV1) -> str:
     """The message key: the customer, so that one customer's events stay in order."""
     return customer_key(event.tenant_id, event.payload.customer_id, event.event_id)
+
+
+class FeedbackPatchIn(BaseModel):
+    """A late change to an answer already accepted: a comment sent after the score, a corrected
+    contact or locale, or withdrawn consent. Only the fields sent change; `null` clears one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    comment: Comment | None = None
+    contact: ContactIn | None = None
+    locale: Locale | None = None
+    consent_to_contact: StrictBool | SkipJsonSchema[None] = None  # true or false; null is refused
+
+    @model_validator(mode="after")
+    def _something(self) -> FeedbackPatchIn:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of comment, contact, locale, consent_to_contact")
+        if "consent_to_contact" in self.model_fields_set and self.consent_to_contact is None:
+            raise ValueError("consent_to_contact must be true or false")
+        return self
+
+
+def update_event_id(feedback_event_id: uuid.UUID, digest: str) -> uuid.UUID:
+    """The same change to the same answer is the same event: a retried PATCH publishes nothing new."""
+    return derive_id(f"feedback.updated:{digest}", feedback_event_id)
+
+
+def to_update_event(
+    patch: FeedbackPatchIn, feedback_event_id: uuid.UUID, digest: str, source: str, tenant_id: str
+) -> FeedbackUpdatedV1:
+    fields = sorted(patch.model_fields_set)
+    payload = FeedbackUpdatedPayloadV1.model_validate(
+        {"feedback_event_id": feedback_event_id, "fields": fields, **patch.model_dump(include=set(fields))}
+    )
+    return FeedbackUpdatedV1(
+        event_id=update_event_id(feedback_event_id, digest),
+        occurred_at=utcnow(),
+        tenant_id=tenant_id,
+        source=source,
+        correlation_id=feedback_event_id,  # the answer's journey: its correlation id is its event id
+        causation_id=feedback_event_id,
+        payload=payload,
+    )

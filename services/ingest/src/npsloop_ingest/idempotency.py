@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from typing import Any
 from sqlalchemy import text
 
 from npsloop_platform.db import Database
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5d0b7f3e-1c5a-4e8b-9b61-3f0e2a4c7d19")
 
@@ -33,6 +36,13 @@ def event_id_for(tenant_id: str, idempotency_key: str) -> uuid.UUID:
 
 def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    published: bool
+    customer_key: str | None  # None: accepted before migration 0002, or an update
+    store_id: str | None
 
 
 class Claim(StrEnum):
@@ -47,16 +57,20 @@ class Item:
     tenant_id: str
     event_id: uuid.UUID
     body_hash: str
+    customer_key: str | None = None
+    store_id: str | None = None
 
 
 _CLAIM = text(
     """
     WITH input AS (
-        SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:ids AS uuid[]), CAST(:hashes AS text[]))
-            AS t(tenant_id, event_id, body_hash)
+        SELECT * FROM unnest(
+            CAST(:tenants AS text[]), CAST(:ids AS uuid[]), CAST(:hashes AS text[]),
+            CAST(:keys AS text[]), CAST(:stores AS text[])
+        ) AS t(tenant_id, event_id, body_hash, customer_key, store_id)
     ), inserted AS (
-        INSERT INTO ingest.accepted (tenant_id, event_id, body_hash, status)
-        SELECT tenant_id, event_id, body_hash, 'pending' FROM input
+        INSERT INTO ingest.accepted (tenant_id, event_id, body_hash, status, customer_key, store_id)
+        SELECT tenant_id, event_id, body_hash, 'pending', customer_key, store_id FROM input
         ON CONFLICT DO NOTHING
         RETURNING tenant_id, event_id
     )
@@ -107,8 +121,10 @@ class _GroupCommit:
 class IdempotencyStore:
     name = "idempotency"
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, retention_s: float = 7 * 86400, purge_every_s: float = 3600) -> None:
         self.engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.retention_s, self.purge_every_s = retention_s, purge_every_s
+        self._purger: asyncio.Task[None] | None = None
         self._claims = _GroupCommit(self._claim_rounds)
         # Marks are off the request's path, so they can wait 20 ms to share a statement.
         self._settles = _GroupCommit(self._settle_rounds, window_s=0.02)
@@ -142,6 +158,10 @@ class IdempotencyStore:
         task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            await asyncio.gather(self._purger, return_exceptions=True)
+            self._purger = None
         if self._background:  # marks still under way: let them land
             await asyncio.gather(*self._background, return_exceptions=True)
 
@@ -159,7 +179,18 @@ class IdempotencyStore:
         return [None] * len(rounds)
 
     async def start(self) -> None:
-        return None
+        self._purger = asyncio.get_running_loop().create_task(self._purge_forever(), name="idempotency-purge")
+
+    async def _purge_forever(self) -> None:
+        """Every replica purges now and then; the DELETEs are idempotent, so they need no leader."""
+        while True:
+            await asyncio.sleep(self.purge_every_s)
+            try:
+                gone = await self.purge(self.retention_s)
+                if gone:
+                    log.info("forgot %d accepted ids older than the retention window", gone)
+            except Exception as exc:  # the database is down: try again next round
+                log.warning("idempotency purge failed: %s", type(exc).__name__)
 
     async def ready(self) -> bool:
         return True
@@ -173,6 +204,8 @@ class IdempotencyStore:
             "tenants": [i.tenant_id for i in items],
             "ids": [i.event_id for i in items],
             "hashes": [i.body_hash for i in items],
+            "keys": [i.customer_key for i in items],
+            "stores": [i.store_id for i in items],
         }
         async with self.engine.connect() as conn:
             rows = (await conn.execute(_CLAIM, params)).all()
@@ -226,6 +259,23 @@ class IdempotencyStore:
                     "ri": [i.event_id for i in released],
                 },
             )
+
+    async def find(self, tenant_id: str, event_id: uuid.UUID) -> Accepted | None:
+        """An answer this tenant posted and Kafka acknowledged (or is acknowledging), or None."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT status, customer_key, store_id FROM ingest.accepted "
+                        "WHERE tenant_id = :t AND event_id = :e"
+                    ),
+                    {"t": tenant_id, "e": event_id},
+                )
+            ).first()
+        if row is None:
+            return None
+        published = row[0] == "published" or (tenant_id, str(event_id)) in self._acked
+        return Accepted(published=published, customer_key=row[1], store_id=row[2])
 
     async def purge(self, older_than_s: float) -> int:
         """Forget what was accepted longer ago than the retention window."""

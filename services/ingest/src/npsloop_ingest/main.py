@@ -14,6 +14,7 @@ from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
 
 from .api.feedback import router as feedback_router
+from .api.updates import router as updates_router
 from .config import IngestSettings
 from .idempotency import IdempotencyStore
 from .models import SCHEMA
@@ -30,10 +31,10 @@ def build(settings: IngestSettings, bus: Bus, keys: KeyStore | None = None, db: 
     if keys is None:
         keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
         components += [Migrations(settings.dsn, ACCESS_MIGRATIONS, ACCESS_SCHEMA), keys]
-    idempotency = IdempotencyStore(db)
+    idempotency = IdempotencyStore(db, retention_s=settings.idempotency_retention_s)
     components += [Migrations(settings.dsn, MIGRATIONS, SCHEMA), idempotency]
     return ServiceParts(
-        components=components, routers=[feedback_router], keys=keys, extras={"idempotency": idempotency}
+        components=components, routers=[feedback_router, updates_router], keys=keys, extras={"idempotency": idempotency}
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ..text import CleanText
 from .http import AdminDep, keys_of
 from .keys import Role
 
@@ -14,11 +15,23 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 class KeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"role": "source", "stores": ["berlin-1"], "name": "Till 3, Berlin Mitte"},
+                {"role": "manager", "name": "Regional manager north"},
+            ]
+        },
+    )
 
     role: Role
-    stores: list[str] | None = Field(default=None, description="Limit the key to these stores; omitted: all.")
-    name: str | None = Field(default=None, max_length=128, description="What the key is for (a till, a person).")
+    stores: list[Annotated[str, StringConstraints(min_length=1, max_length=128), CleanText]] | None = Field(
+        default=None, description="Limit the key to these stores; omitted: all."
+    )
+    name: Annotated[str, CleanText] | None = Field(
+        default=None, max_length=128, description="What the key is for (a till, a person)."
+    )
 
 
 @router.post("/keys", status_code=201, summary="Create a key for your tenant. The key is shown once, here.")

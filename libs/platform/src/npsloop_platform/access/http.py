@@ -17,7 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..app import state_of
 from .keys import Principal, Role
@@ -54,12 +55,23 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
+#: Only declares the scheme in the OpenAPI document (and so on each route that needs a key);
+#: `authenticate` reads and checks the header.
+BEARER = HTTPBearer(
+    scheme_name="apiKey",
+    description="An npsloop API key, `npsk_<prefix>_<secret>` (`npsloop keys create`).",
+    auto_error=False,
+)
+
+
 def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the caller's principal, if its role is one of `roles` (else 403)."""
     allowed = ", ".join(str(r) for r in roles)
 
-    async def dependency(request: Request) -> Principal:
-        principal = await authenticate(request)
+    async def dependency(
+        request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None
+    ) -> Principal:
+        principal = await authenticate(request)  # parses the header itself, for precise 401s
         if principal.role not in roles:
             raise HTTPException(403, f"A {principal.role} key may not do this; it needs a key with role {allowed}.")
         return principal

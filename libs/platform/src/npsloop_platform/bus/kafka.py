@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 
 from .. import tracing
 from ..retry import Stopped, retrying
@@ -24,6 +31,13 @@ log = logging.getLogger(__name__)
 
 class BusUnavailable(ConnectionError):
     """The broker cannot be reached right now; retry later."""
+
+
+#: Errors after which an idempotent producer never succeeds again: its sequence numbers no longer
+#: match the broker's (a batch expired while the broker was down, the broker lost the producer id).
+#: Found by stopping the broker under load: every publish after its return failed with
+#: OutOfOrderSequenceNumber. The cure is a new producer, with a new producer id.
+PRODUCER_STATE_LOST = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, InvalidProducerIdMapping)
 
 
 class KafkaBus:
@@ -131,10 +145,30 @@ class KafkaBus:
     ) -> asyncio.Future[None]:
         if self._producer is None:
             raise BusUnavailable(f"Kafka at {self.bootstrap} is not connected")
-        fut: asyncio.Future[None] = await self._producer.send(
+        producer = self._producer
+        fut: asyncio.Future[None] = await producer.send(
             self.physical(topic), value, key=as_bytes(key), headers=list(tracing.inject(headers))
         )
+        fut.add_done_callback(lambda f: self._check_producer_state(f, producer))
         return fut
+
+    def _check_producer_state(self, fut: asyncio.Future[None], producer: AIOKafkaProducer) -> None:
+        if fut.cancelled() or not isinstance(fut.exception(), PRODUCER_STATE_LOST):
+            return
+        if self._producer is not producer or self._stopping.is_set():
+            return  # already replaced, or shutting down
+        log.warning("kafka producer lost its sequence state (%s); replacing it", type(fut.exception()).__name__)
+        self._producer = None  # sends answer BusUnavailable until the new one is connected
+        self._connected.clear()
+        loop = asyncio.get_running_loop()
+        self._connect_task = loop.create_task(self._replace(producer), name="kafka-producer-reset")
+
+    async def _replace(self, old: AIOKafkaProducer) -> None:
+        try:
+            await asyncio.wait_for(old.stop(), 10)
+        except Exception as exc:  # its buffered batches fail; their senders already got errors
+            log.info("old kafka producer stopped with %s", type(exc).__name__)
+        await self._connect()
 
     async def publish(self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()) -> None:
         await (await self.send(topic, value, key=key, headers=headers))

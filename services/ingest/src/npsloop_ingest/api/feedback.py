@@ -6,21 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from npsloop_platform.access.http import SourceDep
 from npsloop_platform.access.keys import Principal
 from npsloop_platform.app import BusDep, settings_dependency, state_of
 from npsloop_platform.bus import Bus
 from npsloop_platform.http_edge import StrictJsonRoute, clean_errors
-from npsloop_schemas import FeedbackReceivedV1, Topics, serialize_event
+from npsloop_schemas import Envelope, FeedbackReceivedV1, Topics, serialize_event
 
 from ..config import IngestSettings
-from ..handlers import FeedbackIn, OutOfScope, check_scope, key_of, to_event
+from ..handlers import FEEDBACK_EXAMPLES, FeedbackIn, OutOfScope, check_scope, key_of, to_event
 from ..idempotency import Claim, IdempotencyStore, Item, body_hash, event_id_for
 from ..ratelimit import RateLimiter
 
@@ -49,6 +50,20 @@ class Accepted(BaseModel):
     topic: str
 
 
+def rate_limit(
+    request: Request, settings: IngestSettings, principal: Principal, response: Response, cost: int = 1
+) -> tuple[dict[str, str], JSONResponse | None]:
+    """The RateLimit-* headers (for every answer; set on `response` too), and the 429 for a key over its
+    limit, or None."""
+    verdict = limiter_of(request, settings).check(principal.prefix, cost=cost)
+    headers = verdict.headers()
+    response.headers.update(headers)
+    if verdict.allowed:
+        return headers, None
+    content = {"detail": f"Rate limit of this key exceeded; retry after {verdict.retry_after_s} s."}
+    return headers, JSONResponse(status_code=429, headers=headers, content=content)
+
+
 def limiter_of(request: Request, settings: IngestSettings) -> RateLimiter:
     """One limiter per app (per replica), made on first use."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
@@ -71,14 +86,21 @@ def prepare(body: FeedbackIn, principal: Principal, key: str | None, source: str
         body = body.model_copy(update={"event_id": event_id_for(principal.tenant_id, key)})
     event = to_event(body, source, principal.tenant_id)
     digest = body_hash(body.model_dump(mode="json", exclude={"event_id", "tenant_id"}))
-    return event, Item(principal.tenant_id, event.event_id, digest)
+    item = Item(principal.tenant_id, event.event_id, digest, key_of(event), event.payload.store_id)
+    return event, item
 
 
-async def publish_all(bus: Bus, events: list[FeedbackReceivedV1], timeout_s: float) -> BaseException | None:
-    """Send every event, await every ack once; the first failure, or None."""
+async def publish_all(
+    bus: Bus, events: Sequence[Envelope], timeout_s: float, keys: list[str] | None = None
+) -> BaseException | None:
+    """Send every event (on its customer's key, or on `keys`), await every ack once; the first failure, or None."""
     try:
         async with asyncio.timeout(timeout_s):
-            futures = [await bus.send(Topics.FEEDBACK_RECEIVED, serialize_event(e), key=key_of(e)) for e in events]
+            keys = keys if keys is not None else [key_of(e) for e in events]  # type: ignore[arg-type]
+            futures = [
+                await bus.send(Topics.FEEDBACK_RECEIVED, serialize_event(e), key=k)
+                for e, k in zip(events, keys, strict=True)
+            ]
             results = await asyncio.gather(*futures, return_exceptions=True)
     except Exception as exc:  # not connected, timed out
         return exc
@@ -102,6 +124,16 @@ def unavailable(settings: IngestSettings, event_ids: list[str]) -> JSONResponse:
     status_code=202,
     response_model=Accepted,
     responses={
+        202: {
+            "description": "Kafka has durably written the answer.",
+            "links": {
+                "UpdateFeedback": {
+                    "operationId": "patch_feedback_v1_feedback__event_id__patch",
+                    "parameters": {"event_id": "$response.body#/event_id"},
+                    "description": "A late comment for this answer.",
+                }
+            },
+        },
         200: {"description": "A repeat of a body already accepted: `status` is `duplicate`; nothing was published."},
         401: {"description": "No API key, a malformed header, or a wrong or revoked key."},
         403: {"description": "The key may not post this: wrong role, another tenant, or a store outside its scope."},
@@ -123,11 +155,9 @@ async def post_feedback(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    verdict = limiter_of(request, settings).check(principal.prefix)
-    response.headers.update(verdict.headers())
-    if not verdict.allowed:
-        content = {"detail": f"Rate limit of this key exceeded; retry after {verdict.retry_after_s} s."}
-        return JSONResponse(status_code=429, headers=verdict.headers(), content=content)
+    headers, too_many = rate_limit(request, settings, principal, response)
+    if too_many is not None:
+        return too_many
     try:
         event, item = prepare(body, principal, idempotency_key, settings.source_name)
     except OutOfScope as exc:
@@ -144,14 +174,14 @@ async def post_feedback(
             },
         )
     if claim is Claim.DUPLICATE:
-        return _answer(200, accepted.model_copy(update={"status": "duplicate"}), verdict.headers())
+        return _answer(200, accepted.model_copy(update={"status": "duplicate"}), headers)
     failure = await publish_all(bus, [event], settings.publish_timeout_s)
     if failure is not None:
         await store.settle([], [item])
         log.warning("feedback not accepted: %s", failure, extra={"event_id": str(event.event_id)})
         return unavailable(settings, [str(event.event_id)])
     store.mark_published_later([item])
-    return _answer(202, accepted, verdict.headers())
+    return _answer(202, accepted, headers)
 
 
 def _answer(status: int, body: BaseModel, headers: dict[str, str]) -> Response:
@@ -160,6 +190,8 @@ def _answer(status: int, body: BaseModel, headers: dict[str, str]) -> Response:
 
 
 class BatchIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": FEEDBACK_EXAMPLES}]})
+
     # Items are checked one by one (list[Any] here), so that a bad one never rejects the good ones.
     items: list[Any] = Field(
         min_length=1,
@@ -200,11 +232,9 @@ class BatchResult(BaseModel):
 async def post_batch(
     batch: BatchIn, bus: BusDep, settings: SettingsDep, principal: SourceDep, request: Request, response: Response
 ) -> BatchResult | JSONResponse:
-    verdict = limiter_of(request, settings).check(principal.prefix, cost=len(batch.items))
-    response.headers.update(verdict.headers())
-    if not verdict.allowed:
-        content = {"detail": f"Rate limit of this key exceeded; retry after {verdict.retry_after_s} s."}
-        return JSONResponse(status_code=429, headers=verdict.headers(), content=content)
+    _, too_many = rate_limit(request, settings, principal, response, cost=len(batch.items))
+    if too_many is not None:
+        return too_many
     results: list[ItemResult] = []
     prepared: list[tuple[int, FeedbackReceivedV1, Item]] = []
     for index, raw in enumerate(batch.items):
