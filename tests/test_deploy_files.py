@@ -54,7 +54,10 @@ def test_deployments_probe_drain_and_run_locked_down() -> None:
         sc = container["securityContext"]
         assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["capabilities"]["drop"] == ["ALL"]
         assert sc["seccompProfile"]["type"] == "RuntimeDefault" and not sc["allowPrivilegeEscalation"]
-        assert {"configMapRef": {"name": "npsloop-config"}} in container["envFrom"]
+        assert container["envFrom"] == [{"configMapRef": {"name": "npsloop-config"}}]  # secrets as files, not env
+        secrets = next(v for v in pod["volumes"] if "secret" in v)
+        assert secrets["secret"]["secretName"] == "npsloop-secrets"
+        assert {"name": secrets["name"], "mountPath": "/run/secrets/npsloop", "readOnly": True} in container["volumeMounts"]
         assert not any("value" in e and "PASSWORD" in e["name"] for e in container.get("env", []))
 
 

@@ -47,9 +47,24 @@ def pod_security() -> dict[str, Any]:
     }
 
 
+SECRETS_DIR = "/run/secrets/npsloop"  # NPSLOOP_SECRETS_DIR in the ConfigMap
+
+
 def env_from() -> list[dict[str, Any]]:
-    # Secrets are referenced by name, never inlined: see the overlays (an ExternalSecret in prod).
-    return [{"configMapRef": {"name": "npsloop-config"}}, {"secretRef": {"name": "npsloop-secrets"}}]
+    return [{"configMapRef": {"name": "npsloop-config"}}]
+
+
+def secret_volume() -> dict[str, Any]:
+    """The Secret `npsloop-secrets` as files (one per key), referenced by name, never inlined; the
+    overlays make it (an ExternalSecret in prod)."""
+    return {"name": "secrets", "secret": {"secretName": "npsloop-secrets", "defaultMode": 0o440}}
+
+
+def mounts() -> list[dict[str, Any]]:
+    return [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+    ]
 
 
 def resources(spec: ServiceSpec) -> dict[str, Any]:
@@ -86,7 +101,7 @@ def deployment(spec: ServiceSpec) -> dict[str, Any]:
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_S}}},
         "resources": resources(spec),
         "securityContext": container_security(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": mounts(),
     }
     return {
         "apiVersion": "apps/v1",
@@ -119,7 +134,7 @@ def deployment(spec: ServiceSpec) -> dict[str, Any]:
                         }
                     ],
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, secret_volume()],
                 },
             },
         },
@@ -181,7 +196,7 @@ def migration_job(spec: ServiceSpec) -> dict[str, Any]:
         "envFrom": env_from(),
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
         "securityContext": container_security(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": mounts(),
     }
     return {
         "apiVersion": "batch/v1",
@@ -199,7 +214,7 @@ def migration_job(spec: ServiceSpec) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security(),
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}, secret_volume()],
                 },
             },
         },

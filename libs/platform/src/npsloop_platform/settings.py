@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -46,7 +47,15 @@ class PlatformSettings(BaseSettings):
     """What every service reads. Invalid values stop the service at start, with the setting's name;
     the rejected value is never echoed (it may hold a password)."""
 
-    model_config = SettingsConfigDict(env_prefix="NPSLOOP_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    # NPSLOOP_SECRETS_DIR: a directory of files named like the variables (DATABASE_URL,
+    # NPSLOOP_SMTP_PASSWORD, ...), each holding one secret: a Kubernetes Secret mounted as a volume.
+    model_config = SettingsConfigDict(
+        env_prefix="NPSLOOP_",
+        env_file=".env",
+        extra="ignore",
+        hide_input_in_errors=True,
+        secrets_dir=os.environ.get("NPSLOOP_SECRETS_DIR") or None,
+    )
 
     mode: Literal["dev", "prod"] = Field(
         default="prod",
