@@ -70,3 +70,44 @@ async def test_tracing_off_adds_no_headers(loop: Loop, client: httpx.AsyncClient
 
     (msg,) = await read_topic(loop.bus, Topics.FEEDBACK_RECEIVED, 1)
     assert msg.header("traceparent") is None
+
+
+def test_otlp_exports_spans_over_http_to_the_configured_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NPSLOOP_TRACING=otlp: a real OTLP/HTTP receiver on 127.0.0.1 gets the spans, in protobuf."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[tuple[str, bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.path, self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        tracing.configure("ingest", "otlp")
+        with tracing.server_span("POST", "/v1/feedback", [(b"traceparent", f"00-{CALLER_TRACE}-00f067aa0ba902b7-01".encode())]):
+            pass
+        tracing.shutdown()  # flushes the batch
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert received and received[0][0] == "/v1/traces"
+    request = ExportTraceServiceRequest.FromString(received[0][1])
+    (resource_spans,) = request.resource_spans
+    attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert attributes["service.name"] == "npsloop-ingest"
+    (span,) = [s for scope in resource_spans.scope_spans for s in scope.spans]
+    assert span.name == "POST /v1/feedback" and span.trace_id.hex() == CALLER_TRACE
