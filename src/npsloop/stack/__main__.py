@@ -274,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(Path(args.data_dir))
     command: Any = args.command
     if command == "up":
-        return asyncio.run(stack.up(args.tracing, args.timeout))
+        try:
+            return asyncio.run(stack.up(args.tracing, args.timeout))
+        except RuntimeError as exc:  # a service died or never got ready: say which, and why
+            say(f"error: {exc}")
+            say("what started is left running: `make status`, `make logs`; `make down` stops it")
+            return 1
     if command == "status":
         return asyncio.run(stack.status())
     if command == "logs":
