@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from .bus import Bus
 from .component import Component
@@ -191,7 +191,7 @@ def create_app(
     app.add_middleware(HttpMetrics)  # outermost: counts every answer, a 413 from BodyLimit too
     scrape_hooks = [hook for c in components if (hook := getattr(c, "scrape", None)) is not None]
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (text format).")
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (text format).", response_class=PlainTextResponse)
     async def metrics() -> Response:
         body, content_type = await render_metrics(scrape_hooks)
         return Response(body, media_type=content_type)
