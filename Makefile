@@ -8,7 +8,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
 
-.PHONY: help install browser run up down status logs deploy-files deploy-check test test-fast lint schemas bench bench-ingest kafka-start kafka-stop kafka-status clean
+.PHONY: help install browser run demo up down status logs deploy-files deploy-check test test-fast lint schemas policy-check bench bench-ingest kafka-start kafka-stop kafka-status clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +23,9 @@ install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## Create
 
 run: install ## Run the whole loop in one process: in-memory bus, embedded Postgres, mail to .npsloop/mail
 	$(UV) run --frozen npsloop run
+
+demo: install ## A realistic quarter for four stores, then the embedded default with the dashboard opened
+	$(UV) run --frozen npsloop demo
 
 TRACING ?=
 
@@ -70,10 +73,13 @@ test-fast: install ## Only the tests that need no Kafka broker
 
 lint: install ## ruff and mypy (strict)
 	$(UV) run --frozen ruff check .
-	$(UV) run --frozen mypy $(addprefix -p ,npsloop_schemas npsloop_platform npsloop_ingest npsloop_classifier npsloop_actions npsloop_notifier npsloop)
+	$(UV) run --frozen mypy $(addprefix -p ,npsloop_schemas npsloop_platform npsloop_ingest npsloop_classifier npsloop_actions npsloop_notifier npsloop_reporting npsloop)
 
 schemas: install ## Export JSON Schema per event and the AsyncAPI document to schemas/
 	$(UV) run --frozen python -m npsloop_schemas.export schemas/jsonschema
+
+policy-check: install ## Check an actions policy file as actions would at start (POLICY=path; default: the shipped one)
+	$(UV) run --frozen python -m npsloop_actions.policy $(POLICY)
 
 bench: install ## End-to-end benchmark on real Kafka and Postgres, services as separate processes (BENCH_EVENTS=20000)
 	bash deploy/local/kafka.sh resolve
@@ -92,5 +98,5 @@ kafka-stop: ## Stop the local Kafka broker
 kafka-status: ## Is the local Kafka broker running?
 	bash deploy/local/kafka.sh status
 
-clean: ## Remove .venv, caches and the embedded data in .npsloop (not the Kafka jar cache)
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .npsloop $(BOOTSTRAP)
+clean: ## Remove .venv, caches and the embedded data in .npsloop and .npsloop-demo (not the Kafka jar cache)
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .npsloop .npsloop-demo $(BOOTSTRAP)

@@ -97,12 +97,15 @@ async def test_every_route_needs_a_key_and_another_tenant_finds_nothing(
     for method, path in (
         ("GET", "/v1/cases"),
         ("GET", "/v1/nps"),
+        ("GET", "/v1/reports/nps"),
+        ("GET", "/v1/reports/kpis"),
         ("GET", "/v1/admin/keys"),
         ("GET", "/v1/admin/audit"),
     ):
         seen_by_b = await http.request(method, path, headers=bearer(admin_b))
         assert seen_by_b.status_code == 200 and "tenant-a" not in seen_by_b.text
         assert seen_by_b.json().get("n", 0) == 0 and not seen_by_b.json().get("cases")
+        assert not seen_by_b.json().get("kpis")
 
 
 async def test_roles_are_enforced_with_403(mem_loop: Loop, http: httpx.AsyncClient) -> None:
@@ -134,6 +137,16 @@ async def test_a_store_scoped_manager_sees_only_its_stores(mem_loop: Loop, http:
     assert [c["store_id"] for c in cases] == ["berlin-1"]
     assert (await http.get("/v1/nps", headers=bearer(berlin))).json()["n"] == 1
     assert (await http.get("/v1/nps", params={"store_id": "hamburg-2"}, headers=bearer(berlin))).status_code == 404
+
+    async def reported() -> bool:  # the reporting read model folds the same answers from the topics
+        return (await http.get("/v1/reports/nps", headers=bearer(admin))).json()["n"] == 2
+
+    await eventually(reported, timeout=20, what="both answers in the reporting read model")
+    assert (await http.get("/v1/reports/nps", headers=bearer(berlin))).json()["n"] == 1
+    outside = await http.get("/v1/reports/nps", params={"store_id": "hamburg-2"}, headers=bearer(berlin))
+    assert outside.status_code == 404
+    grouped = (await http.get("/v1/reports/nps", params={"group_by": "store"}, headers=bearer(berlin))).json()
+    assert [g["store"] for g in grouped["groups"]] == ["berlin-1"]
     till = await key(mem_loop, "acme", Role.SOURCE, ["berlin-1"])
     outside = await http.post("/v1/feedback", json=feedback(9, store_id="hamburg-2"), headers=bearer(till))
     assert outside.status_code == 403 and "berlin-1" in outside.json()["detail"]

@@ -183,7 +183,12 @@ async def test_actions_killed_mid_batch_opens_exactly_one_case_per_detractor(
         assert await count(db, "SELECT count(*) FROM actions.cases") == len(detractors)
         opened = "SELECT count(*) FROM actions.case_timeline WHERE entry = 'opened'"
         assert await count(db, opened) == len(detractors)
-        expected_rows = 2 * len(detractors) + promoters  # case.opened + call task; thank-you per promoter
+        passives = n - len(detractors) - promoters
+        # case.opened, a call task and an acknowledgement per detractor; a thank-you per promoter,
+        # a nurture email per passive (the default policy; each left an email)
+        expected_rows = 3 * len(detractors) + promoters + passives
+        assert await count(db, "SELECT count(*) FROM actions.customers") == n
+        assert await count(db, "SELECT sum(answers) FROM actions.customers") == n  # no answer counted twice
         assert await count(db, "SELECT count(*) FROM actions.outbox") == expected_rows
         assert await count(db, "SELECT count(DISTINCT event_id) FROM actions.outbox") == expected_rows
     finally:

@@ -32,12 +32,12 @@ def test_the_generated_files_are_what_the_list_of_services_makes() -> None:
 def test_every_service_has_an_image_a_deployment_a_budget_and_a_scaler() -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for d in base_docs()}
     for spec in SERVICES:
-        assert (REPO / "deploy/docker" / f"{spec.name}.Dockerfile").exists()
+        assert (REPO / "services" / spec.name / "Dockerfile").exists()
         for kind in ("Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"):
             assert (kind, spec.name) in kinds
         assert ("HorizontalPodAutoscaler" if spec.public else "ScaledObject", spec.name) in kinds
         assert (("Job", f"migrate-{spec.name}") in kinds) == spec.database
-        dockerfile = (REPO / "deploy/docker" / f"{spec.name}.Dockerfile").read_text()
+        dockerfile = (REPO / "services" / spec.name / "Dockerfile").read_text()
         assert f"--package {spec.member}" in dockerfile and "--frozen" in dockerfile and "USER 10001" in dockerfile
 
 

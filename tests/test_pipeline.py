@@ -63,9 +63,9 @@ async def test_three_feedbacks_close_the_loop_exactly_once(
     assert await scalar(loop, "SELECT segment FROM actions.cases") == "detractor"
     assert await scalar(loop, "SELECT count(*) FROM actions.outbox WHERE published_at IS NULL") == 0
 
-    assert len(smtp_server.messages) == 1
-    mail = smtp_server.messages[0]
-    assert mail["To"] == "ann@example.com"
+    thanks = [m for m in smtp_server.messages if m["To"] == "ann@example.com"]  # the passive may be asked, too
+    assert len(thanks) == 1
+    mail = thanks[0]
     assert "10/10" in mail.get_payload()
 
     assert len(http_sink.requests) == 1

@@ -113,7 +113,7 @@ def main() -> int:
     step("schemas: kubernetes-validate and the CRD schemas")
     for path in rendered:
         validate(path)
-    dockerfiles = sorted(str(p.relative_to(REPO)) for p in (DEPLOY / "docker").glob("*.Dockerfile"))
+    dockerfiles = sorted(str(p.relative_to(REPO)) for p in (REPO / "services").glob("*/Dockerfile"))
     schemas_bite()
     step("checkov: the rendered overlays and the Dockerfiles")
     config = str((HERE / "checkov.yaml").relative_to(REPO))

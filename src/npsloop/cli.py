@@ -6,10 +6,58 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def run(args: argparse.Namespace) -> int:
+    return serve(args)
+
+
+def demo(args: argparse.Namespace) -> int:
+    """A seeded quarter for four stores (see npsloop.demo), then the embedded default."""
+    import asyncio
+
+    from .demo import seed, write_stores
+
+    data = Path(args.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    stores = write_stores(data)
+
+    def seeded(url: str) -> None:
+        n = asyncio.run(seed(url, data))
+        print(f"demo: {n} events of the last quarter folded into the read model" if n else "demo: already seeded")
+
+    return serve(args, {"stores_file": str(stores)}, before=seeded, open_browser=not args.no_open)
+
+
+def _open_when_ready(base: str) -> None:
+    import threading
+    import time
+    import urllib.request
+    import webbrowser
+
+    def wait_and_open() -> None:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        webbrowser.open(f"{base}/login")
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+
+    threading.Thread(target=wait_and_open, daemon=True).start()
+
+
+def serve(
+    args: argparse.Namespace,
+    overrides: dict[str, Any] | None = None,
+    before: Callable[[str], None] | None = None,
+    open_browser: bool = False,
+) -> int:
     import uvicorn
 
     from npsloop_platform.bus import MemoryBus
@@ -39,12 +87,15 @@ def run(args: argparse.Namespace) -> int:
                 f"{printed}\n",
                 flush=True,
             )
+        if before is not None:
+            before(url)
         loop = Loop(
             MemoryBus(),
             url,
             mail_dir=data / "mail",
             call_task_dir=data / "call-tasks",
             log_json=args.json_logs,
+            **(overrides or {}),
         )
         base = f"http://{args.host}:{args.port}"
         print(
@@ -63,6 +114,9 @@ npsloop is running (in-memory bus, {"embedded Postgres in " + str(data / "pg") i
 """,
             flush=True,
         )
+        if open_browser:
+            print(f"  sign in with   NPSLOOP_MANAGER_KEY from {data / DEV_KEYS_FILE}\n", flush=True)
+            _open_when_ready(base)
         # uvicorn re-raises SIGTERM after its graceful shutdown; as an exit it lets `finally` stop Postgres.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         # log_config=None: keep our masking handlers (uvicorn would put its own back otherwise)
@@ -82,12 +136,22 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--data-dir", default=os.environ.get("NPSLOOP_DATA_DIR", ".npsloop"))
     p_run.add_argument("--json-logs", action="store_true", help="JSON logs (default: readable text)")
     p_run.set_defaults(func=run)
+    p_demo = sub.add_parser("demo", help="a seeded quarter for four stores, then the embedded default")
+    p_demo.add_argument("--host", default="127.0.0.1")
+    p_demo.add_argument("--port", type=int, default=int(os.environ.get("NPSLOOP_HTTP_PORT", 8000)))
+    p_demo.add_argument("--data-dir", default=os.environ.get("NPSLOOP_DEMO_DIR", ".npsloop-demo"))
+    p_demo.add_argument("--json-logs", action="store_true", help="JSON logs (default: readable text)")
+    p_demo.add_argument("--no-open", action="store_true", help="do not open a browser")
+    p_demo.set_defaults(func=demo)
     from .keys_cli import add_keys_parser
 
     add_keys_parser(sub)
     from .import_cli import add_import_parser
 
     add_import_parser(sub)
+    from .reporting_cli import add_reporting_parsers
+
+    add_reporting_parsers(sub)
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)

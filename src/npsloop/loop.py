@@ -1,4 +1,4 @@
-"""All four services composed in one process on one bus: the embedded default and the pipeline tests.
+"""All five services composed in one process on one bus: the embedded default and the pipeline tests.
 
 Each service contributes the same parts (`build(settings, bus)`) it runs with on its own.
 """
@@ -6,6 +6,8 @@ Each service contributes the same parts (`build(settings, bus)`) it runs with on
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,13 +25,17 @@ from npsloop_platform.app import AppState, Component, create_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.consumer import EventConsumer
 from npsloop_platform.db import Database
-
-from .dashboard import router as dashboard_router
+from npsloop_reporting.config import ReportingSettings
+from npsloop_reporting.main import build as build_reporting
+from npsloop_reporting.main import utc_now
 
 
 class Loop:
-    def __init__(self, bus: Bus, database_url: str, **overrides: Any) -> None:
-        """`overrides` are settings fields (e.g. smtp_port, call_task_url) applied to every service."""
+    def __init__(
+        self, bus: Bus, database_url: str, *, clock: Callable[[], datetime] = utc_now, **overrides: Any
+    ) -> None:
+        """`overrides` are settings fields (e.g. smtp_port, call_task_url) applied to every service;
+        `clock` is reporting's (the Monday digest, SLA states)."""
         common: dict[str, Any] = {"mode": "dev", "bus": bus.name, "database_url": database_url, **overrides}
         self.bus = bus
         self.ingest_settings = IngestSettings(**common)
@@ -38,7 +44,9 @@ class Loop:
         actions = build_actions(ActionsSettings(**common), bus)
         notifier = build_notifier(self.notifier_settings, bus)
         ingest = build_ingest(self.ingest_settings, bus, keys=actions.keys, db=actions.db)  # one database
-        parts = [ingest, classifier, actions, notifier]
+        self.reporting_settings = ReportingSettings(**common)
+        reporting = build_reporting(self.reporting_settings, bus, db=actions.db, keys=actions.keys, clock=clock)
+        parts = [ingest, classifier, actions, notifier, reporting]
         self.components: list[Component] = [c for p in parts for c in p.components]
         assert actions.db is not None and actions.keys is not None
         self.actions_db: Database = actions.db
@@ -46,7 +54,8 @@ class Loop:
         # Signs dashboard sessions; a new one per start, so a restart signs everybody out.
         self.session_secret = secrets.token_bytes(32)
         self.consumers: dict[str, EventConsumer] = {c.group_id: c for p in parts for c in p.consumers}
-        self.routers = [*ingest.routers, *actions.routers, dashboard_router]
+        self.routers = [*ingest.routers, *actions.routers, *reporting.routers]
+        self.reporting = reporting
         self.parts = parts
 
     async def start(self) -> None:
@@ -58,7 +67,7 @@ class Loop:
             await component.stop()
 
     def app(self, *, manage_bus: bool = True, manage_components: bool = True) -> FastAPI:
-        """One ASGI app: ingest's and actions' routes, the dashboard, /healthz and /readyz."""
+        """One ASGI app: ingest's, actions' and reporting's routes (the dashboard too), /healthz and /readyz."""
         components: list[Component] = [*([self.bus] if manage_bus else [])]
         if manage_components:
             components += self.components

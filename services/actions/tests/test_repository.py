@@ -3,78 +3,99 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
 
-import pytest
-from sqlalchemy import text
-
-from npsloop_actions.handlers import handle_classified, handle_status
-from npsloop_actions.models import SCHEMA
-from npsloop_actions.repository import SqlActionsRepository
-from npsloop_platform.db import Database, migrate
-from npsloop_platform.uow import SqlUnitOfWork
-from npsloop_schemas import DeliveryStatus, parse_event
-
-from .test_handlers import classified, keyed, status_for
-
-MIGRATIONS = Path(__file__).parents[1] / "src" / "npsloop_actions" / "migrations"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    await migrate(database_url, MIGRATIONS, SCHEMA)
-    database = Database(database_url)
-    try:
-        yield database
-    finally:
-        await database.stop()
+from npsloop_actions.handlers import Context
+from npsloop_actions.testing import (  # noqa: F401 (fixtures)
+    classified,
+    clock_fixture,
+    ctx_fixture,
+    db_fixture,
+    keyed,
+    kinds,
+    outbox,
+    run_batch,
+    run_status,
+    scalar,
+)
+from npsloop_platform.db import Database
+from npsloop_schemas import (
+    DeliveryStatus,
+    NotificationKind,
+    NotificationStatusPayloadV1,
+    NotificationStatusV1,
+)
 
 
-async def run_batch(db: Database, handle: Any, items: Any, commit: bool = True) -> None:
-    """One batch in one unit of work, as the consumer edge runs it (rolled back without commit)."""
-    async with SqlUnitOfWork(db) as uow:
-        repo = SqlActionsRepository(uow.session)
-        await handle(items, repo, "actions")
-        await repo.flush()
-        if commit:
-            await uow.commit()
+def status_for(
+    case_id: uuid.UUID,
+    status: DeliveryStatus = DeliveryStatus.SENT,
+    kind: NotificationKind = NotificationKind.CALL_TASK,
+) -> NotificationStatusV1:
+    eid = uuid.uuid4()
+    return NotificationStatusV1(
+        event_id=eid,
+        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
+        tenant_id="acme",
+        source="t",
+        correlation_id=eid,
+        payload=NotificationStatusPayloadV1(
+            delivery_id=uuid.uuid4(),
+            kind=kind,
+            status=status,
+            attempts=1,
+            case_id=case_id,
+            feedback_event_id=uuid.uuid4(),
+        ),
+    )
 
 
-async def scalar(db: Database, sql: str) -> object:
-    async with db.session() as session:
-        return (await session.execute(text(sql))).scalar_one()
-
-
-async def test_a_batch_writes_in_bulk_and_keeps_outbox_order(db: Database) -> None:
-    events = [classified(s, email="a@b.co", customer=f"c-{i}") for i, s in enumerate([10, 2, 8, 0, 9] * 40)]
+async def test_a_batch_writes_in_bulk_and_keeps_outbox_order(db: Database, ctx: Context) -> None:
+    events = [classified(s, email=None, customer=f"c-{i}") for i, s in enumerate([10, 2, 8, 0, 9] * 40)]
     batch = keyed(*events) + keyed(events[1])  # a repeat inside the batch
-    await run_batch(db, handle_classified, batch)
+    await run_batch(db, batch, ctx)
     assert await scalar(db, "SELECT count(*) FROM actions.inbox") == 200
     assert await scalar(db, "SELECT count(*) FROM actions.feedback") == 200
+    assert await scalar(db, "SELECT count(*) FROM actions.customers") == 200
     assert await scalar(db, "SELECT count(*) FROM actions.cases") == 80
     assert await scalar(db, "SELECT count(*) FROM actions.case_timeline WHERE entry = 'opened'") == 80
-    async with db.session() as session:
-        values = (await session.execute(text("SELECT value FROM actions.outbox ORDER BY id"))).scalars().all()
-    kinds = [parse_event(v).type_tag for v in values]
-    assert kinds[:4] == ["notification.requested.v1", "case.opened.v1", "notification.requested.v1", "case.opened.v1"]
-    assert len(kinds) == 80 * 2 + 80  # two per detractor, a thank-you per promoter with an email
+    got = kinds(await outbox(db))
+    assert got[:2] == ["case.opened:callback", "notification.requested:call_task"]
+    assert len(got) == 80 * 2  # no emails: nobody left one; a call task per detractor
 
     # The same batch again (a redelivery after a crash before the offset commit): nothing new.
-    await run_batch(db, handle_classified, batch)
-    assert await scalar(db, "SELECT count(*) FROM actions.outbox") == 240
+    await run_batch(db, batch, ctx)
+    assert await scalar(db, "SELECT count(*) FROM actions.outbox") == 160
+    assert await scalar(db, "SELECT sum(answers) FROM actions.customers") == 200
 
 
-async def test_status_changes_in_bulk_and_a_rolled_back_batch_leaves_nothing(db: Database) -> None:
+async def test_status_changes_in_bulk_and_a_rolled_back_batch_leaves_nothing(db: Database, ctx: Context) -> None:
     detractor = classified(1, customer="c-1")
-    await run_batch(db, handle_classified, keyed(detractor))
+    await run_batch(db, keyed(detractor), ctx)
     case_id = uuid.UUID(str(await scalar(db, "SELECT case_id FROM actions.cases")))
-    statuses = [(status_for(case_id, DeliveryStatus.SENT), "acme:c-1"), (status_for(uuid.uuid4()), "acme:c-2")]
-    await run_batch(db, handle_status, statuses, commit=False)  # the unit of work rolls back on exit
-    assert await scalar(db, "SELECT status FROM actions.cases") == "open"
-    assert await scalar(db, "SELECT count(*) FROM actions.inbox") == 1
-    await run_batch(db, handle_status, statuses)
+    ack = status_for(case_id, kind=NotificationKind.ACKNOWLEDGEMENT_EMAIL)
+    statuses = [(ack, "acme:c-1"), (status_for(case_id), "acme:c-1"), (status_for(uuid.uuid4()), "acme:c-2")]
+    await run_batch(db, keyed(classified(9, customer="z")), ctx, commit=False)  # rolls back on exit
+    assert await scalar(db, "SELECT count(*) FROM actions.feedback") == 1
+    await run_status(db, statuses, ctx)
     assert await scalar(db, "SELECT status FROM actions.cases") == "contacted"
+    assert await scalar(db, "SELECT first_contacted_at IS NOT NULL FROM actions.cases") is True
     entries = "SELECT string_agg(entry, ',' ORDER BY id) FROM actions.case_timeline"
-    assert await scalar(db, entries) == "opened,delivery_sent"
+    assert await scalar(db, entries) == "opened,delivery_sent,delivery_sent"
+    updates = [k for k in kinds(await outbox(db)) if k.startswith("case.updated")]
+    assert updates == ["case.updated:note_added", "case.updated:contacted"]  # an acknowledgement is no contact
+    await run_status(db, statuses, ctx)  # redelivered: nothing new
+    assert await scalar(db, "SELECT count(*) FROM actions.case_timeline") == 3
+
+
+async def test_a_sent_call_task_need_not_count_as_contact(db: Database, ctx: Context) -> None:
+    from npsloop_actions.policy import DEFAULT_POLICY, parse_policy
+
+    ctx.policy = parse_policy(
+        DEFAULT_POLICY.read_text().replace("call_task_counts_as_contact = true", "call_task_counts_as_contact = false")
+    )
+    await run_batch(db, keyed(classified(1)), ctx)
+    case_id = uuid.UUID(str(await scalar(db, "SELECT case_id FROM actions.cases")))
+    await run_status(db, [(status_for(case_id), "acme:c-1")], ctx)
+    assert await scalar(db, "SELECT status || ':' || (first_contacted_at IS NULL) FROM actions.cases") == "open:true"
+    assert [k for k in kinds(await outbox(db)) if k.startswith("case.updated")] == ["case.updated:note_added"]

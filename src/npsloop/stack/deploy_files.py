@@ -32,7 +32,7 @@ def dump(docs: list[dict[str, Any]] | dict[str, Any], comment: str = "") -> str:
 def files() -> dict[str, str]:
     out: dict[str, str] = {}
     for spec in SERVICES:
-        out[f"deploy/docker/{spec.name}.Dockerfile"] = render_docker.dockerfile(spec)
+        out[f"services/{spec.name}/Dockerfile"] = render_docker.dockerfile(spec)
         out[f"{BASE}/{spec.name}.yaml"] = dump(render_k8s.service_resources(spec))
     out["deploy/compose.yaml"] = dump(
         render_docker.compose(),
@@ -46,6 +46,11 @@ def files() -> dict[str, str]:
         "kind": "Kustomization",
         "namespace": "npsloop",
         "resources": [*STATIC_BASE, "topics.yaml", *(f"{s.name}.yaml" for s in SERVICES)],
+        # Files services read (the actions policy), as ConfigMaps: a changed file rolls the pods. A wrong
+        # one stops them at start with the file and line; check it first with make policy-check.
+        "configMapGenerator": [
+            {"name": f.configmap, "files": [f"{f.key}={f.source}"]} for s in SERVICES for f in s.config_files
+        ],
     }
     out[f"{BASE}/kustomization.yaml"] = dump(
         kustomization, "# The base; apply an overlay: kubectl apply -k deploy/k8s/overlays/prod\n"

@@ -60,11 +60,24 @@ def secret_volume() -> dict[str, Any]:
     return {"name": "secrets", "secret": {"secretName": "npsloop-secrets", "defaultMode": 0o440}}
 
 
-def mounts() -> list[dict[str, Any]]:
+def mounts(spec: ServiceSpec) -> list[dict[str, Any]]:
     return [
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+        *({"name": f.configmap, "mountPath": f.mount_dir, "readOnly": True} for f in spec.config_files),
     ]
+
+
+def volumes(spec: ServiceSpec, tmp_size: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "tmp", "emptyDir": {"sizeLimit": tmp_size}},
+        secret_volume(),
+        *({"name": f.configmap, "configMap": {"name": f.configmap}} for f in spec.config_files),
+    ]
+
+
+def file_env(spec: ServiceSpec) -> list[dict[str, Any]]:
+    return [{"name": f.env, "value": f.path} for f in spec.config_files]
 
 
 def resources(spec: ServiceSpec) -> dict[str, Any]:
@@ -79,6 +92,7 @@ def deployment(spec: ServiceSpec) -> dict[str, Any]:
         "image": f"npsloop-{spec.name}:0.1.0",
         "imagePullPolicy": "Always",
         "ports": [{"name": "http", "containerPort": PORT}],
+        **({"env": file_env(spec)} if spec.config_files else {}),
         "envFrom": env_from(),
         "startupProbe": {  # migrations run on start too (a no-op once the Job ran)
             "httpGet": {"path": "/healthz", **probe},
@@ -101,7 +115,7 @@ def deployment(spec: ServiceSpec) -> dict[str, Any]:
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_S}}},
         "resources": resources(spec),
         "securityContext": container_security(),
-        "volumeMounts": mounts(),
+        "volumeMounts": mounts(spec),
     }
     return {
         "apiVersion": "apps/v1",
@@ -134,7 +148,7 @@ def deployment(spec: ServiceSpec) -> dict[str, Any]:
                         }
                     ],
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, secret_volume()],
+                    "volumes": volumes(spec, "64Mi"),
                 },
             },
         },
@@ -193,10 +207,11 @@ def migration_job(spec: ServiceSpec) -> dict[str, Any]:
         "image": f"npsloop-{spec.name}:0.1.0",
         "imagePullPolicy": "Always",
         "command": ["python", "-m", "npsloop_platform.migrate", spec.package],
+        **({"env": file_env(spec)} if spec.config_files else {}),
         "envFrom": env_from(),
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
         "securityContext": container_security(),
-        "volumeMounts": mounts(),
+        "volumeMounts": mounts(spec),
     }
     return {
         "apiVersion": "batch/v1",
@@ -214,7 +229,7 @@ def migration_job(spec: ServiceSpec) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security(),
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}, secret_volume()],
+                    "volumes": volumes(spec, "16Mi"),
                 },
             },
         },

@@ -5,7 +5,23 @@ manifests and the dashboards are all made from it: a new service is one entry he
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file of deploy/k8s/base that a service reads, as a generated ConfigMap mounted read-only:
+    a changed file changes the ConfigMap's name, which rolls the pods."""
+
+    configmap: str
+    source: str  # in deploy/k8s/base
+    key: str  # the file name in the mount
+    mount_dir: str
+    env: str  # the setting that names the file
+
+    @property
+    def path(self) -> str:
+        return f"{self.mount_dir}/{self.key}"
 
 
 @dataclass(frozen=True)
@@ -19,7 +35,7 @@ class ServiceSpec:
     public: bool = False  # takes traffic from outside: scaled on CPU (HPA) rather than on lag
     replicas: int = 1  # replicas in Kubernetes before autoscaling
     lag_threshold: int = 500  # KEDA: target lag per replica
-    env: dict[str, str] = field(default_factory=dict)  # extra settings in the Kubernetes ConfigMap
+    config_files: tuple[ConfigFile, ...] = ()  # files it reads, mounted from ConfigMaps in Kubernetes
 
     @property
     def package(self) -> str:
@@ -60,6 +76,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "cases in PostgreSQL, published through the outbox",
         group="actions",
         topics=("feedback.classified.v1", "notification.status.v1"),
+        # the policy: rules by segment, SLAs, root causes (make policy-check POLICY=deploy/k8s/base/actions-policy.toml)
+        config_files=(
+            ConfigFile(
+                "npsloop-actions-policy", "actions-policy.toml", "policy.toml", "/etc/npsloop", "NPSLOOP_POLICY_FILE"
+            ),
+        ),
     ),
     ServiceSpec(
         "notifier",

@@ -284,13 +284,15 @@ class EventConsumer(Background):
             metrics.count_deliveries(o.event for o in uow.outgoing)
 
     async def _run_unit(self, items: Sequence[Received[Any]]) -> UnitOfWork:
-        by_type: dict[type[Envelope], list[Received[Any]]] = {}
+        # Grouped by handler, not by type: one handler registered for several types (events of
+        # one topic) sees them all, in poll order, so per-key order holds across those types.
+        by_handler: dict[BatchHandler, list[Received[Any]]] = {}
         for item in items:
-            by_type.setdefault(type(item.event), []).append(item)
+            by_handler.setdefault(self.handlers[type(item.event)], []).append(item)
         with self._m_handler.time():
             async with self.unit_of_work() as uow:
-                for cls, group in by_type.items():
-                    await self.handlers[cls](group, uow)
+                for handler, group in by_handler.items():
+                    await handler(group, uow)
                 await uow.commit()
         return uow
 

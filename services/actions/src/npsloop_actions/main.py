@@ -16,16 +16,24 @@ from npsloop_platform.app import ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
 from npsloop_platform.outbox import OutboxRelay
+from npsloop_platform.stores import load_stores
 
 from .api.cases import router as cases_router
+from .api.customers import router as customers_router
+from .api.figures import router as figures_router
 from .config import ActionsSettings
 from .consumer import build_consumer
+from .context import Context
 from .models import SCHEMA, OutboxRow
+from .policy import load_policy
+from .sla import SlaMonitor
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def build(settings: ActionsSettings, bus: Bus, db: Database | None = None) -> ServiceParts:
+    # A wrong policy or store file stops the service here, naming the file and the line.
+    ctx = Context(load_policy(settings.policy_file), load_stores(settings.stores_file), settings.source_name)
     db = db or Database(settings.dsn)
     relay = OutboxRelay(
         db,
@@ -34,8 +42,9 @@ def build(settings: ActionsSettings, bus: Bus, db: Database | None = None) -> Se
         batch=settings.outbox_batch,
         poll_s=settings.outbox_poll_s,
     )
-    consumer = build_consumer(settings, bus, db, relay)
+    consumer = build_consumer(settings, bus, db, relay, ctx)
     keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
+    monitor = [SlaMonitor(db, ctx, relay, poll_s=settings.sla_poll_s)] if settings.sla_monitor else []
     return ServiceParts(
         components=[
             db,
@@ -44,11 +53,13 @@ def build(settings: ActionsSettings, bus: Bus, db: Database | None = None) -> Se
             keys,
             relay,
             consumer,
+            *monitor,
         ],
-        routers=[cases_router, admin_router],
+        routers=[cases_router, customers_router, figures_router, admin_router],
         db=db,
         consumers=[consumer],
         keys=keys,
+        extras={"actions": ctx, "actions_relay": relay},
     )
 
 
