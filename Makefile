@@ -8,7 +8,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 PYTEST_ARGS ?=
 BENCH_EVENTS ?= 20000
 
-.PHONY: help install browser run demo up down status logs deploy-files deploy-check test test-fast lint schemas policy-check bench bench-ingest kafka-start kafka-stop kafka-status clean
+.PHONY: help install browser run demo up down status logs deploy-files deploy-check test test-fast lint schemas policy-check bench bench-ingest bench-classifier eval-sentiment eval-themes eval-flags kafka-start kafka-stop kafka-status clean bench-notifier
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -88,6 +88,22 @@ bench: install ## End-to-end benchmark on real Kafka and Postgres, services as s
 bench-ingest: install ## Ingest alone next to a bare FastAPI endpoint: single posts, batches, 1,000/s paced
 	bash deploy/local/kafka.sh resolve
 	$(UV) run --frozen python -m bench.ingest
+
+bench-classifier: install ## Classifier on real Kafka next to a pass-through hop, and model comments/s on one core (BENCH_EVENTS)
+	bash deploy/local/kafka.sh resolve
+	$(UV) run --frozen python -m bench.classifier.bench --events $(BENCH_EVENTS)
+
+eval-sentiment: install ## Default sentiment model vs plain VADER on ../shared/data/sentiment (F1 per set; SET=file adds one)
+	$(UV) run --frozen python -m bench.classifier.eval_sentiment $(if $(SET),--set $(SET))
+
+eval-themes: install ## Themes and their clause sentiment on the labeled comments in bench/classifier/data/themes*.tsv
+	$(UV) run --frozen python -m bench.classifier.eval_themes
+
+eval-flags: install ## urgent, contains_pii, score_sentiment_mismatch on bench/classifier/data/flags*.tsv
+	$(UV) run --frozen python -m bench.classifier.eval_flags
+
+bench-notifier: install ## The notifier's webhooks, call tasks and emails/s next to raw httpx, aiohttp and aiosmtplib
+	$(UV) run --frozen python -m bench.notifier
 
 kafka-start: ## Start the local Kafka broker (127.0.0.1:19092); a second start reuses it
 	bash deploy/local/kafka.sh start

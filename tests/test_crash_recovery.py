@@ -23,19 +23,24 @@ from npsloop.stack.procs import service_argv, wait_ready
 from npsloop.stack.services import SERVICES
 from npsloop_classifier.handlers import classify
 from npsloop_classifier.sentiment import Vader
+from npsloop_platform.bus.base import Message
 from npsloop_platform.bus.kafka import KafkaBus
 from npsloop_platform.db import Database
-from npsloop_platform.testing.helpers import eventually
+from npsloop_platform.testing.helpers import committed_total, eventually
 from npsloop_platform.testing.servers import SmtpSink, free_port
 from npsloop_schemas import (
     Contact,
     Envelope,
+    FeedbackClassifiedV1,
     FeedbackReceivedPayloadV1,
     FeedbackReceivedV1,
     NotificationKind,
     NotificationRequestedPayloadV1,
     NotificationRequestedV1,
+    Topics,
     customer_key,
+    derive_id,
+    parse_event,
     serialize_event,
     topic_for,
 )
@@ -100,6 +105,8 @@ async def kafka(kafka_bootstrap: str) -> AsyncIterator[KafkaBus]:
 def env_for(bus: KafkaBus, database_url: str, **extra: Any) -> dict[str, str]:
     env = {
         "NPSLOOP_BUS": "kafka",
+        "NPSLOOP_MODE": "dev",  # test processes: no link secret needed, loopback receivers allowed
+        "NPSLOOP_CALL_QUIET_HOURS": "",  # tests run at any hour
         "NPSLOOP_KAFKA_BOOTSTRAP": bus.bootstrap,
         "NPSLOOP_TOPIC_PREFIX": bus.topic_prefix,
         "DATABASE_URL": database_url,
@@ -273,3 +280,68 @@ async def test_notifier_killed_mid_stream_sends_each_email_exactly_once(
         assert [d for d, c in received.items() if c > 1] == []  # not one email twice
     finally:
         await db.stop()
+
+
+async def test_classifier_killed_mid_batch_yields_each_input_exactly_once_after_dedupe(
+    kafka: KafkaBus, database_url: str
+) -> None:
+    """Issue 8: the classifier keeps the derived-id lineage instead of Kafka transactions. A batch
+    redelivered after SIGKILL republishes byte-identical events with the same event_id, so
+    downstream, after dedupe on event_id, sees each input exactly once."""
+    n = 4000
+    comments = ["Rude staff, long queue", "Lovely staff. Call me on 07700 900123", None, "Très bien", "店员很友好"]
+    inputs = []
+    for i in range(n):
+        event = feedback(i)
+        payload = event.payload.model_copy(update={"comment": comments[i % len(comments)]})
+        inputs.append(event.model_copy(update={"payload": payload}))
+    await produce(kafka, [(e, customer_key("acme", e.payload.customer_id, e.event_id)) for e in inputs])
+    expected = {derive_id("feedback.classified", e.event_id): e.event_id for e in inputs}
+
+    reader = kafka.consumer([Topics.FEEDBACK_CLASSIFIED], f"reader-{uuid.uuid4().hex[:8]}")
+    await reader.start()
+    seen: list[Message] = []
+
+    async def drain() -> int:
+        seen.extend(await reader.getmany(100, 5000))
+        return len({m.value for m in seen})
+
+    env = env_for(kafka, database_url, consumer_max_batch=100)
+    try:
+        with running("npsloop_classifier.main:create_app", env) as first:
+            first.start()
+
+            async def some_classified() -> bool:
+                return await drain() > 0
+
+            await eventually(some_classified, timeout=90, what="the first batches classified")
+            first.kill()  # SIGKILL: a batch in hand, its offsets not committed
+        committed_at_kill = await committed_total(kafka, "classifier", Topics.FEEDBACK_RECEIVED)
+        assert committed_at_kill < n, "the kill came after the last commit: nothing left to redeliver"
+
+        with running("npsloop_classifier.main:create_app", env) as second:
+            second.start()
+
+            async def all_classified() -> bool:
+                await drain()
+                return {parse_event(m.value or b"").event_id for m in seen} >= set(expected)
+
+            await eventually(all_classified, timeout=120, what=f"all {n} inputs classified")
+            await asyncio.sleep(1)  # a redelivered batch still in flight arrives by now
+            await drain()
+    finally:
+        await reader.stop()
+
+    by_id: dict[uuid.UUID, list[FeedbackClassifiedV1]] = {}
+    for m in seen:
+        event = parse_event(m.value or b"")
+        assert isinstance(event, FeedbackClassifiedV1)
+        by_id.setdefault(event.event_id, []).append(event)
+        assert expected[event.event_id] == event.payload.feedback_event_id  # no output without its input
+    assert set(by_id) == set(expected)  # every input once after dedupe, none lost, none extra
+    for copies in by_id.values():  # a redelivery is the same event: only recorded_at may differ
+        assert len({c.model_dump_json(exclude={"recorded_at"}) for c in copies}) == 1
+    duplicates = len(seen) - n
+    print(f"classifier crash: {len(seen)} messages for {n} inputs ({duplicates} redelivered duplicates)")
+    redacted = [c[0] for c in by_id.values() if "contains_pii" in c[0].payload.flags]
+    assert len(redacted) == n // len(comments) and all("[phone]" in (e.payload.feedback.comment or "") for e in redacted)

@@ -66,7 +66,8 @@ async def test_three_feedbacks_close_the_loop_exactly_once(
     thanks = [m for m in smtp_server.messages if m["To"] == "ann@example.com"]  # the passive may be asked, too
     assert len(thanks) == 1
     mail = thanks[0]
-    assert "10/10" in mail.get_payload()
+    text_part = mail.get_payload()[0].get_payload(decode=True).decode()  # multipart: text, then HTML
+    assert "10/10" in text_part and mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     assert len(http_sink.requests) == 1
     task = http_sink.requests[0]["json"]

@@ -11,6 +11,20 @@ from pathlib import Path
 from typing import Any
 
 
+def link_secret(data: Path) -> str:
+    """The secret that signs unsubscribe and reply links, made once per data dir (mode 0600), so
+    links in mail already sent keep working after a restart."""
+    import secrets
+    import stat
+
+    path = data / "link-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def run(args: argparse.Namespace) -> int:
     return serve(args)
 
@@ -87,6 +101,7 @@ def serve(
                 f"{printed}\n",
                 flush=True,
             )
+        base = f"http://{args.host}:{args.port}"
         if before is not None:
             before(url)
         loop = Loop(
@@ -95,9 +110,12 @@ def serve(
             mail_dir=data / "mail",
             call_task_dir=data / "call-tasks",
             log_json=args.json_logs,
+            public_base_url=os.environ.get("NPSLOOP_PUBLIC_BASE_URL", base),
+            link_secret=os.environ.get("NPSLOOP_LINK_SECRET") or link_secret(data),
+            mode=os.environ.get("NPSLOOP_MODE", "dev"),
+            call_quiet_hours=os.environ.get("NPSLOOP_CALL_QUIET_HOURS", ""),
             **(overrides or {}),
         )
-        base = f"http://{args.host}:{args.port}"
         print(
             f"""
 npsloop is running (in-memory bus, {"embedded Postgres in " + str(data / "pg") if pg else "DATABASE_URL"}).
@@ -109,6 +127,8 @@ npsloop is running (in-memory bus, {"embedded Postgres in " + str(data / "pg") i
   dashboard       {base}/  (sign in with NPSLOOP_MANAGER_KEY)
   API docs        {base}/docs
   emails          {data / "mail"}/new/
+  webhooks        curl -s -X POST {base}/v1/webhook-subscriptions -H "Authorization: Bearer $NPSLOOP_ADMIN_KEY" \\
+                    -H 'Content-Type: application/json' -d '{{"url":"http://127.0.0.1:9000/hook","event_types":["case.opened"]}}'
   call tasks      {data / "call-tasks"}/
   stop            Ctrl-C
 """,
@@ -149,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     from .import_cli import add_import_parser
 
     add_import_parser(sub)
+    from .webhooks_cli import add_webhooks_parser
+
+    add_webhooks_parser(sub)
     from .reporting_cli import add_reporting_parsers
 
     add_reporting_parsers(sub)

@@ -65,32 +65,37 @@ CHANNELS = [("pos", 0.6), ("web", 0.25), ("app", 0.15)]
 GOOD = {
     "en": [
         ("Friendly staff and a quick checkout", "staff"),
-        ("Great selection, found everything", "product"),
+        ("Great selection, found everything", "availability"),
         ("Clean store, lovely atmosphere", "cleanliness"),
         ("The cashier went out of her way to help", "staff"),
     ],
     "de": [
         ("Sehr freundliches Personal", "staff"),
-        ("Tolle Auswahl, alles gefunden", "product"),
-        ("Sauberer Laden, schnelle Kasse", "checkout"),
+        ("Tolle Auswahl, alles gefunden", "availability"),
+        ("Sauberer Laden, schnelle Kasse", "checkout_payment"),
         ("Super Beratung an der Frischetheke", "staff"),
     ],
 }
 BAD = {
     "en": [
-        ("Waited 20 minutes at the till", "queue"),
-        ("Out of stock again", "product"),
+        ("Waited 20 minutes at the till", "waiting_time"),
+        ("Out of stock again", "availability"),
         ("Staff were rude when I asked for help", "staff"),
         ("Prices went up a lot", "price"),
     ],
     "de": [
-        ("Lange Schlange an der Kasse", "queue"),
-        ("Schon wieder ausverkauft", "product"),
+        ("Lange Schlange an der Kasse", "waiting_time"),
+        ("Schon wieder ausverkauft", "availability"),
         ("Unfreundliche Bedienung", "staff"),
         ("Viel zu teuer geworden", "price"),
     ],
 }
-ROOT_CAUSES = {"queue": "understaffed till", "product": "stock-out", "staff": "staff behaviour", "price": "pricing"}
+ROOT_CAUSES = {
+    "waiting_time": "understaffed till",
+    "availability": "stock-out",
+    "staff": "staff behaviour",
+    "price": "pricing",
+}
 
 
 def _score(rng: random.Random, tilt: float) -> int:

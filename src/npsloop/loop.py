@@ -36,14 +36,23 @@ class Loop:
     ) -> None:
         """`overrides` are settings fields (e.g. smtp_port, call_task_url) applied to every service;
         `clock` is reporting's (the Monday digest, SLA states)."""
-        common: dict[str, Any] = {"mode": "dev", "bus": bus.name, "database_url": database_url, **overrides}
+        # Dev mode unless told otherwise: the embedded default and tests allow http://127.0.0.1 webhooks.
+        # No call quiet hours either: calls go to files or test sinks, and tests run at any hour.
+        common: dict[str, Any] = {
+            "bus": bus.name,
+            "database_url": database_url,
+            "mode": "dev",
+            "call_quiet_hours": "",
+            **overrides,
+        }
         self.bus = bus
         self.ingest_settings = IngestSettings(**common)
         self.notifier_settings = NotifierSettings(**common)
         classifier = build_classifier(ClassifierSettings(**common), bus)
         actions = build_actions(ActionsSettings(**common), bus)
-        notifier = build_notifier(self.notifier_settings, bus)
+        notifier = build_notifier(self.notifier_settings, bus, keys=actions.keys)
         ingest = build_ingest(self.ingest_settings, bus, keys=actions.keys, db=actions.db)  # one database
+        self.notifier = notifier
         self.reporting_settings = ReportingSettings(**common)
         reporting = build_reporting(self.reporting_settings, bus, db=actions.db, keys=actions.keys, clock=clock)
         parts = [ingest, classifier, actions, notifier, reporting]
@@ -54,7 +63,7 @@ class Loop:
         # Signs dashboard sessions; a new one per start, so a restart signs everybody out.
         self.session_secret = secrets.token_bytes(32)
         self.consumers: dict[str, EventConsumer] = {c.group_id: c for p in parts for c in p.consumers}
-        self.routers = [*ingest.routers, *actions.routers, *reporting.routers]
+        self.routers = [*ingest.routers, *actions.routers, *notifier.routers, *reporting.routers]
         self.reporting = reporting
         self.parts = parts
 
@@ -67,7 +76,8 @@ class Loop:
             await component.stop()
 
     def app(self, *, manage_bus: bool = True, manage_components: bool = True) -> FastAPI:
-        """One ASGI app: ingest's, actions' and reporting's routes (the dashboard too), /healthz and /readyz."""
+        """One ASGI app: ingest's, actions', the notifier's and reporting's routes (the dashboard too),
+        /healthz and /readyz."""
         components: list[Component] = [*([self.bus] if manage_bus else [])]
         if manage_components:
             components += self.components

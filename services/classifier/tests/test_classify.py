@@ -1,55 +1,98 @@
-import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable
 
 import pytest
 
-from npsloop_classifier.handlers import classified_event_id, classify
-from npsloop_classifier.sentiment import Vader, label_for
-from npsloop_schemas import Band, FeedbackReceivedPayloadV1, FeedbackReceivedV1, Sentiment, SentimentLabel
-
-
-def received(score: int, comment: str | None = None, consent: bool = True) -> FeedbackReceivedV1:
-    eid = uuid.uuid4()
-    return FeedbackReceivedV1(
-        event_id=eid,
-        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
-        tenant_id="acme",
-        source="t",
-        correlation_id=eid,
-        payload=FeedbackReceivedPayloadV1(score=score, comment=comment, channel="pos", consent_to_contact=consent),
-    )
+from npsloop_classifier.handlers import Classifier, classified_event_id, classify, reclassified_event_id, reclassify
+from npsloop_classifier.sentiment import Ensemble, Vader, default_model, label_for
+from npsloop_schemas import Band, FeedbackReceivedV1, FeedbackUpdatedV1, Sentiment, SentimentLabel, derive_id
 
 
 def fixed(label: SentimentLabel, compound: float) -> object:
     return lambda text: Sentiment(label=label, compound=compound, model="fake")
 
 
-@pytest.fixture(scope="module")
-def vader() -> Vader:
-    return Vader()
-
-
-def test_band_lineage_and_themes(vader: Vader) -> None:
+def test_band_lineage_themes_and_theme_sentiments(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
     event = received(2, "The cashier was rude and the queue took forever")
-    out = classify(event, vader, "classifier")
+    out = classify(event, classifier, "classifier")
     assert out.payload.band is Band.DETRACTOR
-    assert out.event_id == classified_event_id(event.event_id) == classify(event, vader, "x").event_id
+    assert out.event_id == classified_event_id(event.event_id) == classify(event, classifier, "x").event_id
     assert out.causation_id == event.event_id and out.correlation_id == event.correlation_id
     assert out.payload.feedback == event.payload
-    assert {"staff", "wait_time"} <= set(out.payload.themes)
+    assert out.payload.themes == ["staff", "waiting_time"]
+    assert out.payload.language == "en"
     assert out.payload.sentiment is not None and out.payload.sentiment.label is SentimentLabel.NEGATIVE
+    assert out.payload.sentiment.model == default_model().name
+    assert {t.theme: t.label for t in out.payload.theme_sentiments} == {"staff": "negative", "waiting_time": "negative"}
 
 
-def test_no_comment_means_no_sentiment(vader: Vader) -> None:
-    out = classify(received(10), vader, "c")
+def test_each_theme_gets_the_sentiment_of_its_own_clause(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
+    out = classify(received(6, "friendly staff but the queue was endless"), classifier, "c").payload
+    assert {t.theme: t.label for t in out.theme_sentiments} == {"staff": "positive", "waiting_time": "negative"}
+    out = classify(received(7, "Great prices, but the app keeps crashing and delivery was late"), classifier, "c")
+    labels = {t.theme: t.label for t in out.payload.theme_sentiments}
+    assert labels == {"price": "positive", "app_website": "negative", "delivery": "negative"}
+
+
+def test_no_comment_means_no_sentiment(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
+    out = classify(received(10), classifier, "c")
     assert out.payload.band is Band.PROMOTER and out.payload.sentiment is None and out.payload.themes == []
+    assert out.payload.language is None and out.payload.theme_sentiments == []
 
 
-def test_flags() -> None:
-    neg = fixed(SentimentLabel.NEGATIVE, -0.8)
-    assert "score_sentiment_mismatch" in classify(received(10, "meh"), neg, "c").payload.flags  # type: ignore[arg-type]
-    assert "urgent" in classify(received(1, "I want a refund"), neg, "c").payload.flags  # type: ignore[arg-type]
-    assert "no_contact" in classify(received(1, None, consent=False), neg, "c").payload.flags  # type: ignore[arg-type]
+def test_flags(received: Callable[..., FeedbackReceivedV1]) -> None:
+    neg = Classifier(fixed(SentimentLabel.NEGATIVE, -0.8))  # type: ignore[arg-type]
+    pos = Classifier(fixed(SentimentLabel.POSITIVE, 0.8))  # type: ignore[arg-type]
+    assert "score_sentiment_mismatch" in classify(received(10, "meh"), neg, "c").payload.flags
+    assert "score_sentiment_mismatch" in classify(received(1, "meh"), pos, "c").payload.flags
+    assert "score_sentiment_mismatch" not in classify(received(8, "meh"), neg, "c").payload.flags
+    assert "urgent" in classify(received(1, "I will never shop here again"), neg, "c").payload.flags
+    assert "urgent" in classify(received(3, "Please call me back about it"), neg, "c").payload.flags
+    assert "urgent" not in classify(received(3, "The queue was long"), neg, "c").payload.flags
+    assert "no_contact" in classify(received(1, None, consent=False), neg, "c").payload.flags
+
+
+def test_pii_is_redacted_in_the_published_comment(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
+    comment = "Refund to DE89 3704 0044 0532 0130 00 or mail ann@example.com, call +49 151 1234567, card 4111 1111 1111 1111"
+    event = received(2, comment)
+    out = classify(event, classifier, "c").payload
+    assert "contains_pii" in out.flags
+    assert out.feedback.comment == "Refund to [iban] or mail [email], call [phone], card [card]"
+    assert event.payload.comment == comment  # the input is left as it was
+    assert out.feedback.model_copy(update={"comment": comment}) == event.payload
+    clean = classify(received(7, "Visited on 2026-11-23, paid 12.50, order 12345678"), classifier, "c").payload
+    assert "contains_pii" not in clean.flags and clean.feedback.comment == "Visited on 2026-11-23, paid 12.50, order 12345678"
+
+
+def test_another_language_is_unknown_never_a_guess(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
+    out = classify(received(2, "Die Mitarbeiter waren sehr unfreundlich und die Kasse war geschlossen"), classifier, "c")
+    assert out.payload.language == "de"
+    assert out.payload.sentiment is not None and out.payload.sentiment.label is SentimentLabel.UNKNOWN
+    assert "staff" in out.payload.themes  # the taxonomy carries German synonyms
+    assert all(t.label is SentimentLabel.UNKNOWN for t in out.payload.theme_sentiments)
+
+
+def test_updated_comment_is_reclassified_with_a_derived_id(classifier: Classifier, received: Callable[..., FeedbackReceivedV1], updated: Callable[..., FeedbackUpdatedV1]) -> None:
+    original = received(3)
+    update = updated(original, "Rude staff. Call me on 07700 900123", consent_to_contact=False)
+    out = reclassify(update, classifier, "c")
+    assert out.event_id == reclassified_event_id(update.event_id) == derive_id("feedback.reclassified", update.event_id)
+    assert out.causation_id == update.event_id and out.correlation_id == original.correlation_id
+    p = out.payload
+    assert p.feedback_event_id == original.event_id and p.update_event_id == update.event_id
+    assert p.update.comment == "Rude staff. Call me on [phone]"
+    assert set(p.flags) == {"contains_pii", "urgent", "no_contact"}
+    assert p.themes == ["staff"] and p.language == "en"
+    assert p.sentiment is not None and p.sentiment.label is SentimentLabel.NEGATIVE
+    no_comment = reclassify(updated(original, None), classifier, "c").payload
+    assert no_comment.sentiment is None and no_comment.themes == []
+
+
+def test_default_model_is_the_ensemble_and_keeps_vader_thresholds() -> None:
+    model = default_model()
+    assert isinstance(model, Ensemble) and model is default_model()
+    assert model("Overpriced and the app is glitchy").label is SentimentLabel.NEGATIVE
+    assert Vader()("Overpriced and the app is glitchy").label is SentimentLabel.NEUTRAL  # what the lexicon adds
+    assert model("The staff went above and beyond").label is SentimentLabel.POSITIVE
 
 
 @pytest.mark.parametrize(("compound", "label"), [(0.05, "positive"), (0.0499, "neutral"), (-0.05, "negative")])

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from npsloop_notifier.channels import DeliveryError, MaildirChannel
-from npsloop_notifier.handlers import Delivered, deliver, deliver_batch, status_event
-from npsloop_notifier.ports import Begun, Outcome
+from npsloop_notifier.handlers import Delivered, Notifier, status_event
+from npsloop_notifier.links import Links
+from npsloop_notifier.ports import Begun, Gate, Outcome
+from npsloop_notifier.templates import Templates
 from npsloop_schemas import (
     Contact,
     DeliveryStatus,
@@ -34,7 +36,9 @@ class FakeStore:
         self.outcomes: dict[uuid.UUID, Outcome] = {}
         self.round_trips = 0
 
-    async def begin(self, requests: Sequence[NotificationRequestedV1]) -> dict[uuid.UUID, Begun]:
+    async def begin(
+        self, requests: Sequence[NotificationRequestedV1], gates: Sequence[Gate], now: object
+    ) -> dict[uuid.UUID, Begun]:
         self.round_trips += 1
         before = {
             r.payload.delivery_id: self.rows[r.payload.delivery_id]
@@ -45,8 +49,11 @@ class FakeStore:
             self.rows.setdefault(r.payload.delivery_id, Begun(existed=True))
         return before
 
-    async def finish(self, delivery_id: uuid.UUID, outcome: Outcome) -> None:
+    async def finish(
+        self, request: NotificationRequestedV1, outcome: Outcome, now: object, capped: bool = False
+    ) -> None:
         self.round_trips += 1
+        delivery_id = request.payload.delivery_id
         self.rows[delivery_id] = Begun(outcome.status, len(outcome.attempts), outcome.error, existed=True)
         self.outcomes[delivery_id] = outcome
 
@@ -92,10 +99,17 @@ def request(
     )
 
 
+def notifier(store: FakeStore, channel: FakeChannel | None, max_in_flight: int = 8) -> Notifier:
+    channels = {NotificationKind.CALL_TASK: channel} if channel else {}
+    return Notifier(store, channels, Policy(), "notifier", max_in_flight)
+
+
+async def deliver_batch(reqs, store, channels, policy, source, max_in_flight):  # type: ignore[no-untyped-def]
+    return await Notifier(store, channels, policy, source, max_in_flight).deliver_batch(reqs)
+
+
 async def one(req: NotificationRequestedV1, store: FakeStore, channel: FakeChannel) -> Delivered:
-    (result,) = await deliver_batch(
-        [(req, req.payload.customer_key)], store, {NotificationKind.CALL_TASK: channel}, Policy(), "notifier", 8
-    )
+    (result,) = await notifier(store, channel).deliver_batch([(req, req.payload.customer_key)])
     return result
 
 
@@ -142,7 +156,7 @@ async def test_gives_up_after_max_attempts() -> None:
 
 async def test_unconfigured_channel_is_skipped_with_a_reason() -> None:
     store, req = FakeStore(), request(NotificationKind.NURTURE_EMAIL)
-    result = await deliver(req, Begun(), store, {}, Policy(), "n")
+    result = await notifier(store, None).deliver(req, Begun())
     assert result.report.payload.status == DeliveryStatus.SKIPPED
     assert result.report.payload.reason == "no channel configured for nurture_email"
 
@@ -207,8 +221,40 @@ async def test_maildir_works_in_an_existing_empty_folder() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "mail"
         folder.mkdir()  # as a newcomer would: NPSLOOP_MAIL_DIR created, empty
-        channel = MaildirChannel(folder, "npsloop <noreply@npsloop.local>")
+        templates = Templates(Links("http://127.0.0.1:8000", b"k", 30))
+        channel = MaildirChannel(folder, "npsloop <noreply@npsloop.local>", templates)
         req = request(NotificationKind.THANK_YOU_EMAIL, score=10)
         await channel.deliver(req)
         (msg,) = list(mailbox.Maildir(folder, create=False))
-        assert msg["X-Npsloop-Delivery-Id"] == str(req.payload.delivery_id) and "10/10" in msg.get_payload()
+        assert msg["X-Npsloop-Delivery-Id"] == str(req.payload.delivery_id)
+        text, html = (part.get_payload(decode=True).decode() for part in msg.get_payload())
+        assert "10/10" in text and "<b>10/10</b>" in html
+        assert msg["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/v1/unsubscribe?token=")
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter_up_to_the_max() -> None:
+    from npsloop_notifier.delivery import backoff_s
+
+    policy = Policy(max_attempts=10, backoff_initial_s=0.5, backoff_max_s=4.0)
+    waits = [[backoff_s(policy, n) for _ in range(200)] for n in (1, 2, 3, 4, 5, 6)]
+    for n, (low, high) in enumerate([(0.5, 1.0), (1.0, 1.5), (2.0, 2.5), (4.0, 4.5), (4.0, 4.5), (4.0, 4.5)]):
+        assert all(low <= w <= high for w in waits[n]), (n, min(waits[n]), max(waits[n]))
+    assert len({round(w, 6) for w in waits[0]}) > 100  # jittered, not one fixed value
+
+
+async def test_a_retry_after_beyond_the_limit_fails_now_and_says_so() -> None:
+    from npsloop_notifier.delivery import attempt
+
+    calls: list[int] = []
+
+    async def call() -> int:
+        calls.append(1)
+        raise DeliveryError("HTTP 429", retry_after_s=3600, status_code=429)
+
+    policy = Policy()
+    policy.retry_after_max_s = 120.0  # type: ignore[attr-defined]
+    outcome = await attempt(call, policy)
+    assert (
+        outcome.status == "failed" and len(calls) == 1 and "Retry-After 3600 s is over the 120 s" in str(outcome.error)
+    )

@@ -61,10 +61,14 @@ def _request_examples(schema: dict[str, Any], op: dict[str, Any]) -> None:
     media = op.get("requestBody", {}).get("content", {}).get("application/json")
     if not media or "example" in media or "examples" in media:
         return
-    ref = media.get("schema", {}).get("$ref", "")
-    model = schema.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[-1], {})
-    if model.get("examples"):
-        media["examples"] = {f"example {i + 1}": {"value": v} for i, v in enumerate(model["examples"])}
+    body = media.get("schema", {})
+    refs = [body.get("$ref", "")] + [alt.get("$ref", "") for alt in body.get("anyOf", [])]  # optional bodies
+    models = schema.get("components", {}).get("schemas", {})
+    for ref in filter(None, refs):
+        model = models.get(ref.rsplit("/", 1)[-1], {})
+        if model.get("examples"):
+            media["examples"] = {f"example {i + 1}": {"value": v} for i, v in enumerate(model["examples"])}
+            return
 
 
 def document(app: FastAPI) -> None:

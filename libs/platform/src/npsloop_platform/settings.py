@@ -59,8 +59,8 @@ class PlatformSettings(BaseSettings):
 
     mode: Literal["dev", "prod"] = Field(
         default="prod",
-        description="'prod' (a service process) refuses placeholder secrets; 'dev' is what `make run`, "
-        "`make up` and the tests use.",
+        description="'prod' (a service process) refuses placeholder secrets, non-HTTPS and private-address "
+        "webhook URLs (SSRF); 'dev' (`make run`, `make up`, tests) allows http://127.0.0.1 receivers.",
     )
     bus: Literal["kafka", "memory"] = Field(
         default="kafka", description="'kafka' in production; 'memory' only inside one process."

@@ -9,11 +9,16 @@ from npsloop_platform.bus import Bus
 
 from .config import ClassifierSettings
 from .consumer import build_consumer
-from .sentiment import Vader
+from .handlers import Classifier
+from .sentiment import model_named
+from .taxonomy import load_taxonomy
 
 
 def build(settings: ClassifierSettings, bus: Bus) -> ServiceParts:
-    consumer = build_consumer(settings, bus, Vader())
+    # A bad taxonomy file stops the start here, with the file and the fault named.
+    sentiment = model_named(settings.sentiment_model)
+    classifier = Classifier(sentiment, taxonomy=load_taxonomy(settings.taxonomy_file))
+    consumer = build_consumer(settings, bus, classifier)
     return ServiceParts(components=[consumer], consumers=[consumer])
 
 

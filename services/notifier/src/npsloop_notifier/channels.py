@@ -3,8 +3,8 @@ HTTP POST (one keep-alive aiohttp session) or local files for call tasks.
 
 Why aiohttp and not httpx for outgoing calls: on this project's 2-core benchmark machine httpx
 cost about 2 ms of CPU per POST (anyio and h11 in pure Python), aiohttp about 0.2 ms; the
-notifier makes one call per detractor. Emails are built with the compat32 policy and sent as
-bytes: the modern EmailMessage policy parses every header again and cost ~0.6 ms per mail.
+notifier makes one call per detractor. Emails are composed as bytes (`templates.py`): the email
+package's header folding cost more CPU than the rest of a delivery.
 """
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ import asyncio
 import json
 import logging
 import mailbox
-from email.charset import QP, Charset
-from email.mime.text import MIMEText
+import ssl
+from collections.abc import Callable
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp.abc
 import aiosmtplib
 
 from npsloop_schemas import NotificationRequestedV1
 
 from .config import NotifierSettings
 from .ports import DeliveryError
+from .templates import Templates
 
 __all__ = [
     "DeliveryError",
@@ -37,27 +39,6 @@ __all__ = [
     "SmtpPool",
 ]
 log = logging.getLogger(__name__)
-
-
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.body_encoding = QP  # readable in any mail client's source view, unlike base64
-
-
-def thank_you_email(request: NotificationRequestedV1, sender: str) -> MIMEText:
-    p = request.payload
-    greeting = f"Dear {p.recipient.name}," if p.recipient.name else "Hello,"
-    msg = MIMEText(
-        f"{greeting}\n\nthank you for rating us {p.score}/10. We are glad you would recommend us, "
-        "and we would love to see you again soon.\n",
-        "plain",
-        _UTF8_QP,  # type: ignore[arg-type]
-    )
-    msg["From"] = sender
-    msg["To"] = p.recipient.email or ""
-    msg["Subject"] = "Thank you for your feedback"
-    msg["Message-ID"] = f"<{p.delivery_id}@npsloop>"
-    msg["X-Npsloop-Delivery-Id"] = str(p.delivery_id)
-    return msg
 
 
 def envelope_sender(sender: str) -> str:
@@ -103,9 +84,17 @@ class SmtpPool:
             port=s.smtp_port,
             username=s.smtp_username,
             password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            use_tls=s.smtp_tls,
             start_tls=s.smtp_starttls,
+            validate_certs=s.smtp_validate_certs,
+            tls_context=self._tls_context(),
             timeout=s.smtp_timeout_s,
         )
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.s.smtp_ca_file is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.s.smtp_ca_file))
 
     async def send(self, sender: str, recipient: str, message: bytes) -> None:
         async with self._slots:
@@ -150,18 +139,22 @@ class SmtpPool:
 
 
 class SmtpChannel:
-    def __init__(self, settings: NotifierSettings, pool: SmtpPool) -> None:
-        self.s, self.pool = settings, pool
-        self.sender = envelope_sender(settings.mail_from)
+    """Every email kind: rendered from its template, sent over the pool."""
+
+    def __init__(self, settings: NotifierSettings, pool: SmtpPool, templates: Templates) -> None:
+        self.s, self.pool, self.templates = settings, pool, templates
 
     async def deliver(self, request: NotificationRequestedV1) -> None:
-        to = request.payload.recipient.email
-        if not to:
-            raise DeliveryError("no email address for this customer", permanent=True)
+        sender, message = self.templates.compose(request, self.s.mail_from)
+        to = request.payload.recipient.email or ""
         try:
-            await self.pool.send(self.sender, to, thank_you_email(request, self.s.mail_from).as_bytes())
+            await self.pool.send(envelope_sender(sender), to, message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise DeliveryError(f"recipient refused: {exc}", permanent=True) from exc
+        except aiosmtplib.SMTPAuthenticationError as exc:  # a setting to fix; retrying cannot help
+            raise DeliveryError(
+                f"SMTP authentication failed (NPSLOOP_SMTP_USERNAME/_PASSWORD): {exc}", permanent=True
+            ) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise DeliveryError(f"SMTP {self.s.smtp_host}:{self.s.smtp_port}: {exc}") from exc
 
@@ -170,15 +163,15 @@ class MaildirChannel:
     """Mail into a local Maildir (the embedded default). The folder and its `tmp`, `new` and `cur`
     are created when missing, also when the folder itself already exists and is empty."""
 
-    def __init__(self, directory: Path, sender: str) -> None:
+    def __init__(self, directory: Path, sender: str, templates: Templates) -> None:
         for sub in ("tmp", "new", "cur"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
-        self.sender, self.box = sender, mailbox.Maildir(directory, create=False)
+        self.sender, self.templates = sender, templates
+        self.box = mailbox.Maildir(directory, create=False)
 
     async def deliver(self, request: NotificationRequestedV1) -> None:
-        if not request.payload.recipient.email:
-            raise DeliveryError("no email address for this customer", permanent=True)
-        await asyncio.to_thread(self.box.add, thank_you_email(request, self.sender))
+        _, message = self.templates.compose(request, self.sender)  # the same bytes as over SMTP
+        await asyncio.to_thread(self.box.add, message)
 
 
 class HttpClient:
@@ -186,15 +179,24 @@ class HttpClient:
 
     name = "http-client"
 
-    def __init__(self, timeout_s: float, max_connections: int = 64) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        max_connections: int = 64,
+        resolver: Callable[[], aiohttp.abc.AbstractResolver] | None = None,
+    ) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.max_connections = max_connections
+        self.max_connections, self.resolver = max_connections, resolver
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:  # created lazily, inside the running loop
-            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=self.max_connections)
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections,
+                limit_per_host=self.max_connections,
+                resolver=self.resolver() if self.resolver else None,
+            )
             self._session = aiohttp.ClientSession(timeout=self.timeout, connector=connector)
         return self._session
 
@@ -220,14 +222,44 @@ class HttpCallTaskChannel:
                 self.url,
                 json=call_task_body(request),
                 headers={"Idempotency-Key": str(request.payload.delivery_id)},
+                allow_redirects=False,
             ) as response:
                 status, body = response.status, (await response.read())[:200]
+                retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryError(f"POST {self.url}: {type(exc).__name__}: {exc}") from exc
-        if status >= 300:
-            retryable = status >= 500 or status in (408, 425, 429)
-            text = body.decode(errors="replace")
-            raise DeliveryError(f"POST {self.url}: HTTP {status} {text}", permanent=not retryable)
+        raise_for_status(f"POST {self.url}", status, body, retry_after)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds: a number of seconds, or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import time
+
+    return max(when.timestamp() - (now if now is not None else time.time()), 0.0)
+
+
+def raise_for_status(what: str, status: int, body: bytes, retry_after: str | None) -> None:
+    """2xx passes. 5xx, 408 and 429 are worth retrying (408/429 after their Retry-After); every
+    other answer (3xx: redirects are not followed; 4xx) is final."""
+    if 200 <= status < 300:
+        return
+    text = body.decode(errors="replace")
+    retryable = status >= 500 or status in (408, 429)
+    wait = retry_after_seconds(retry_after) if status in (408, 429, 503) else None
+    raise DeliveryError(
+        f"{what}: HTTP {status} {text}".strip(), permanent=not retryable, retry_after_s=wait, status_code=status
+    )
 
 
 class FileCallTaskChannel:

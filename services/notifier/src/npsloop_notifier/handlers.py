@@ -1,21 +1,18 @@
-"""Delivery logic: dedupe by delivery id before any external call, retry with backoff and jitter,
-log every attempt, report the outcome. No Kafka or SQL here: the ports in `ports.py`.
+"""Delivery logic: dedupe by delivery id before any external call, the contact policy, retry with
+backoff and jitter, log every attempt, report the outcome. No Kafka or SQL here: the ports in
+`ports.py`.
 
 A batch is delivered concurrently across customers (at most `max_in_flight` calls at a time) and
 in order within one customer. A delivery costs two database round trips: the batch's `begin`
-(shared by the whole batch) and its own `finish`.
+(shared by the whole batch: dedupe, suppression list, frequency-cap claims) and its own `finish`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
-
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from npsloop_schemas import (
     DeliveryStatus,
@@ -26,16 +23,17 @@ from npsloop_schemas import (
     derive_id,
 )
 
-from .ports import Attempt, Begun, Channel, DeliveryError, DeliveryStore, Outcome
+from .delivery import Clock, RetryPolicy, Sleep, attempt, per_key, utcnow
+from .policy import ContactPolicy
+from .ports import Begun, Channel, DeliveryStore, Gate, Outcome
 
 log = logging.getLogger(__name__)
-FINAL = {str(DeliveryStatus.SENT), str(DeliveryStatus.SKIPPED), str(DeliveryStatus.FAILED)}
+FINAL = {
+    str(s) for s in (DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED)
+}
 
 
-class RetryPolicy(Protocol):
-    max_attempts: int
-    backoff_initial_s: float
-    backoff_max_s: float
+NO_GATE = Gate()
 
 
 class DeliveryFailed(Exception):
@@ -71,98 +69,83 @@ def status_event(
     )
 
 
-async def attempt_delivery(
-    request: NotificationRequestedV1,
-    channel: Channel,
-    policy: RetryPolicy,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> Outcome:
-    """Call the channel until it succeeds, fails permanently or runs out of attempts."""
-    outcome = Outcome(str(DeliveryStatus.SENT))
-    try:
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts),
-            wait=wait_exponential_jitter(multiplier=policy.backoff_initial_s, max=policy.backoff_max_s),
-            retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and not e.permanent),
-            reraise=True,
-        ):
-            with attempt:
-                number = len(outcome.attempts) + 1
-                try:
-                    await channel.deliver(request)
-                except DeliveryError as exc:
-                    outcome.attempts.append(Attempt(number, clock(), str(exc)))
-                    raise
-                outcome.attempts.append(Attempt(number, clock()))
-    except DeliveryError as exc:
-        outcome.status, outcome.error = str(DeliveryStatus.FAILED), str(exc)
-    return outcome
+@dataclass
+class Notifier:
+    """Everything delivery needs, injected: the store, the channels, the policy, the clock."""
 
+    store: DeliveryStore
+    channels: Mapping[NotificationKind, Channel]
+    retry: RetryPolicy
+    source: str = "npsloop-notifier"
+    max_in_flight: int = 64
+    contact: ContactPolicy | None = None
+    clock: Clock = utcnow
+    sleep: Sleep = asyncio.sleep
 
-async def deliver(
-    request: NotificationRequestedV1,
-    begun: Begun,
-    store: DeliveryStore,
-    channels: Mapping[NotificationKind, Channel],
-    policy: RetryPolicy,
-    source: str,
-) -> Delivered:
-    """Deliver once. A delivery that is already final is reported again, never repeated."""
-    p = request.payload
-    if begun.status in FINAL:
-        # A redelivery: the customer was contacted (or not) already. Report it again, with the
-        # same event id, in case the first report was lost in a crash; downstream dedupes.
-        status = DeliveryStatus(begun.status)
-        return Delivered(status_event(request, status, begun.attempts, begun.error, source))
-    if begun.existed:
-        log.warning("delivery %s was in doubt after a crash; delivering again", p.delivery_id)
-    channel = channels.get(p.kind)
-    if channel is None:
-        outcome = Outcome(str(DeliveryStatus.SKIPPED), error=f"no channel configured for {p.kind}")
-    else:
-        outcome = await attempt_delivery(request, channel, policy)
-    await store.finish(p.delivery_id, outcome)
-    status = DeliveryStatus(outcome.status)
-    report = status_event(request, status, len(outcome.attempts), outcome.error, source)
-    if status is DeliveryStatus.FAILED:
-        reason = f"{p.kind} {p.delivery_id} failed after {len(outcome.attempts)} attempt(s): {outcome.error}"
-        return Delivered(report, DeliveryFailed(reason))
-    return Delivered(report)
+    def _verdict(self, request: NotificationRequestedV1, begun: Begun, gate: Gate) -> str | None:
+        """Why the contact policy holds this message back, or None."""
+        if begun.blocked:
+            return f"suppression list: {begun.blocked}"
+        if gate.not_before is not None:
+            holds = begun.claimed or (begun.existed and begun.holder == request.payload.delivery_id)
+            if not holds:
+                if self.contact is None:
+                    return "frequency cap"
+                return self.contact.cap_reason(request, begun.last_contact_at)
+        if self.contact is not None:
+            return self.contact.quiet_hours(request, self.clock())
+        return None
 
+    async def deliver(self, request: NotificationRequestedV1, begun: Begun, gate: Gate = NO_GATE) -> Delivered:
+        """Deliver once. A delivery that is already final is reported again, never repeated."""
+        p = request.payload
+        if begun.status in FINAL:
+            # A redelivery: the customer was contacted (or not) already. Report it again, with the
+            # same event id, in case the first report was lost in a crash; downstream dedupes.
+            return Delivered(
+                status_event(request, DeliveryStatus(begun.status), begun.attempts, begun.error, self.source)
+            )
+        if begun.existed:
+            log.warning("delivery %s was in doubt after a crash; delivering again", p.delivery_id)
+        channel = self.channels.get(p.kind)
+        held = self._verdict(request, begun, gate)
+        if held is not None:
+            outcome = Outcome(str(DeliveryStatus.SUPPRESSED), error=held)
+        elif channel is None:
+            outcome = Outcome(str(DeliveryStatus.SKIPPED), error=f"no channel configured for {p.kind}")
+        else:
 
-async def deliver_batch(
-    requests: Sequence[tuple[NotificationRequestedV1, str]],
-    store: DeliveryStore,
-    channels: Mapping[NotificationKind, Channel],
-    policy: RetryPolicy,
-    source: str,
-    max_in_flight: int,
-) -> list[Delivered]:
-    """Deliver a batch of `(request, customer key)`: concurrent across customers, ordered within
-    one, at most `max_in_flight` at a time. Results come back in the order of `requests`."""
-    begun = await store.begin([r for r, _ in requests])
-    results: list[Delivered] = [Delivered(None)] * len(requests)
-    by_customer: dict[str, list[int]] = {}
-    seen = set()
-    for index, (req, key) in enumerate(requests):
-        if req.payload.delivery_id in seen:
-            continue  # the same request twice in one batch: the first one delivers it
-        seen.add(req.payload.delivery_id)
-        by_customer.setdefault(key, []).append(index)
-    slots = asyncio.Semaphore(max_in_flight)
+            async def call(channel: Channel = channel) -> None:
+                await channel.deliver(request)
 
-    async def one_customer(indexes: list[int]) -> None:
-        for index in indexes:
-            req = requests[index][0]
-            async with slots:
-                results[index] = await deliver(
-                    req, begun.get(req.payload.delivery_id, Begun()), store, channels, policy, source
-                )
+            outcome = await attempt(call, self.retry, clock=self.clock, sleep=self.sleep)
+        await self.store.finish(request, outcome, self.clock(), capped=gate.not_before is not None)
+        status = DeliveryStatus(outcome.status)
+        report = status_event(request, status, len(outcome.attempts), outcome.error, self.source)
+        if status is DeliveryStatus.FAILED:
+            reason = f"{p.kind} {p.delivery_id} failed after {len(outcome.attempts)} attempt(s): {outcome.error}"
+            return Delivered(report, DeliveryFailed(reason))
+        return Delivered(report)
 
-    try:
-        async with asyncio.TaskGroup() as group:  # one failure (the database) cancels the rest
-            for indexes in by_customer.values():
-                group.create_task(one_customer(indexes))
-    except ExceptionGroup as eg:
-        raise eg.exceptions[0] from eg  # the edge classifies the cause (an outage is retried)
-    return results
+    async def deliver_batch(self, requests: Sequence[tuple[NotificationRequestedV1, str]]) -> list[Delivered]:
+        """Deliver a batch of `(request, customer key)`: concurrent across customers, ordered within
+        one, at most `max_in_flight` at a time. Results come back in the order of `requests`."""
+        now = self.clock()
+        unique: list[tuple[int, NotificationRequestedV1, str]] = []
+        seen = set()
+        for index, (req, key) in enumerate(requests):
+            if req.payload.delivery_id not in seen:  # the same request twice in one batch: the first delivers
+                seen.add(req.payload.delivery_id)
+                unique.append((index, req, key))
+        gates = [self.contact.gate(r, now) if self.contact else Gate() for _, r, _ in unique]
+        begun = await self.store.begin([r for _, r, _ in unique], gates, now)
+        results: list[Delivered] = [Delivered(None)] * len(requests)
+
+        async def work(_: int, item: tuple[int, NotificationRequestedV1, Gate]) -> None:
+            index, req, gate = item
+            results[index] = await self.deliver(req, begun.get(req.payload.delivery_id, Begun()), gate)
+
+        await per_key(
+            [(key, (i, r, g)) for (i, r, key), g in zip(unique, gates, strict=True)], work, self.max_in_flight
+        )
+        return results

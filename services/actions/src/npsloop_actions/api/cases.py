@@ -34,31 +34,56 @@ class _Body(BaseModel):
 
 
 class AssignBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"assignee": "anna.berlin", "note": "Calls back before noon"}]}
+    )
+
     assignee: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
     note: Text | None = None
 
 
 class NoteBody(_Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "Customer prefers email"}]})
+
     note: Text
 
 
 class ContactBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"channel": "phone", "note": "Reached; a voucher is on its way"}]},
+    )
+
     channel: Literal["phone", "email", "sms", "in_store", "other"] = "phone"
     note: Text | None = None
 
 
 class ResolveBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"root_cause": "waiting_time", "outcome": "recovered", "note": "Extra till at peak hours"}]
+        },
+    )
+
     root_cause: Code = Field(description="One of the policy's root_causes.")
     outcome: Code = Field(description="One of the policy's outcomes.")
     note: Text | None = None
 
 
 class CloseBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"resolution": "Voucher sent", "note": "No further contact wanted"}]},
+    )
+
     resolution: Text | None = None
     note: Text | None = None
 
 
 class ReopenBody(_Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "Customer called again"}]})
+
     note: Text | None = None
 
 

@@ -28,7 +28,9 @@ VisitId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern
 
 
 class VisitBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"visit_id": "till-3/receipt-8812", "store_id": "berlin-1"}]}
+    )
     visit_id: VisitId | None = None
     store_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
 
