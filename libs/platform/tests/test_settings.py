@@ -52,13 +52,14 @@ def test_prod_mode_refuses_a_placeholder_secret_naming_the_variable() -> None:
     assert WithSecret(mode="prod", database_url=url, smtp_password=SecretStr("a-real-one")).mode == "prod"
 
 
-@pytest.mark.parametrize("url", ["postgresql://npsloop:changeme@db:5432/x", "postgresql://npsloop@db:5432/x"])
+@pytest.mark.parametrize("url", ["postgresql://npsloop:changeme@db:5432/x", "postgresql://npsloop:@db:5432/x"])
 def test_prod_mode_refuses_a_database_password_that_is_a_placeholder(url: str) -> None:
     with pytest.raises(ValidationError, match="DATABASE_URL"):
         DatabaseSettings(mode="prod", database_url=url)
     assert DatabaseSettings(mode="dev", database_url=url).dsn == url
-    # a Unix socket may authenticate by peer, without a password
+    # no password at all: the server authenticates otherwise (peer on a socket, certificates)
     assert DatabaseSettings(mode="prod", database_url="postgresql://u@/x?host=/run/pg").mode == "prod"
+    assert DatabaseSettings(mode="prod", database_url="postgresql://u@db:5432/x").mode == "prod"
 
 
 def test_the_default_mode_is_prod(monkeypatch: pytest.MonkeyPatch) -> None:

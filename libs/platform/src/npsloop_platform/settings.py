@@ -143,13 +143,15 @@ class DatabaseSettings(PlatformSettings):
 
     @model_validator(mode="after")
     def _real_database_password(self) -> DatabaseSettings:
-        """In prod mode a TCP database URL needs a real password (a Unix socket may use peer auth)."""
+        """In prod mode a database password that is given must be real: 'changeme', or an empty one
+        (`user:@host`), stops the start. Without one, the server authenticates otherwise (peer,
+        certificates, a password file)."""
         from sqlalchemy.engine import make_url
 
         url = make_url(self.database_url)
-        if self.mode == "prod" and url.host and is_placeholder(url.password or ""):
+        if self.mode == "prod" and url.password is not None and is_placeholder(url.password):
             raise ValueError(
-                "DATABASE_URL has no password or a placeholder one ('changeme'): set the real one, "
+                "DATABASE_URL has a placeholder password ('changeme' or empty): set the real one, "
                 "or NPSLOOP_MODE=dev on a development machine"
             )
         return self
