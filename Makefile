@@ -10,7 +10,7 @@ BENCH_EVENTS ?= 20000
 CHAOS_EVENTS ?= 20000
 SEED ?= 1
 
-.PHONY: help install browser run demo test test-fast lint schemas policy-check bench bench-ingest bench-classifier eval-sentiment eval-themes eval-flags kafka-start kafka-stop kafka-status clean bench-notifier chaos
+.PHONY: help install browser run demo up down status logs deploy-files deploy-check test test-fast lint schemas policy-check bench bench-ingest bench-classifier eval-sentiment eval-themes eval-flags kafka-start kafka-stop kafka-status clean bench-notifier chaos
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,12 +29,44 @@ run: install ## Run the whole loop in one process: in-memory bus, embedded Postg
 demo: install ## A realistic quarter for four stores, then the embedded default with the dashboard opened
 	$(UV) run --frozen npsloop demo
 
+TRACING ?=
+
+up: install ## Start Kafka, Postgres and every service as its own process on 127.0.0.1; waits for /readyz (TRACING=console|otlp)
+	bash deploy/local/kafka.sh resolve >/dev/null
+	$(UV) run --frozen python -m npsloop.stack up $(if $(TRACING),--tracing $(TRACING))
+
+status: ## Each process of the local stack: pid, port, readiness, consumer lag
+	@$(UV) run --frozen python -m npsloop.stack status
+
+logs: ## Follow the logs of every process of the local stack (Ctrl-C to stop following)
+	@$(UV) run --frozen python -m npsloop.stack logs
+
+down: ## Stop the local stack (services, Postgres, Kafka), by pid
+	@$(UV) run --frozen python -m npsloop.stack down
+
 browser: ## Install Debian's chromium for the browser tests (Playwright cannot download its own here)
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium (apt)"; \
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; }
 
-test: install lint browser ## Install what is missing, lint, start real Kafka and Postgres, run every test
+DEPLOY_TOOLS := .cache/deploy-tools
+
+$(DEPLOY_TOOLS)/.installed: deploy/checks/requirements.txt $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv)
+	$(UV) venv -q --allow-existing --python 3.11 $(DEPLOY_TOOLS)
+	$(UV) pip install -q --python $(DEPLOY_TOOLS)/bin/python -r deploy/checks/requirements.txt
+	touch $@
+
+deploy-files: install ## Regenerate Dockerfiles, compose.yaml, the Kubernetes base, dashboard and alerts from the list of services
+	$(UV) run --frozen python -m npsloop.stack.deploy_files
+
+deploy-check: install $(DEPLOY_TOOLS)/.installed ## Offline: kustomize renders, schemas, checkov, hadolint, compose (tools in .cache/deploy-tools)
+	@command -v kubectl >/dev/null 2>&1 || { echo "installing kubectl (apt)"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq kubernetes-client >/dev/null; }
+	$(UV) run --frozen python -m npsloop.stack.deploy_files --check
+	$(DEPLOY_TOOLS)/bin/python deploy/checks/check.py
+
+test: install lint browser deploy-check ## Install what is missing, lint, check deploy/ offline, start real Kafka and Postgres, run every test
 	bash deploy/local/kafka.sh resolve
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from npsloop.stack.services import installed_services
+
 from .chaos_check import check, expected_of, recovery, report
 from .chaos_faults import (
     Fault,
@@ -41,11 +43,12 @@ from .chaos_faults import (
     postgres_stop,
     schedule,
 )
-from .infra import REPO, Children, log, service_env, wait_ready, work_dir
+from .infra import REPO, Children, log, service_argv, service_env, wait_ready, work_dir
 from .load import TENANT, Event, HttpConnection, make_events
 
 RESULTS = REPO / ".cache" / "chaos"
-SERVICES = ("ingest", "classifier", "actions", "notifier", "reporting")
+# every service of the local stack (npsloop.stack), each killed and restarted
+SERVICES = tuple(s.name for s in installed_services())
 TENANT_B = "chaos-b"
 POISON_TOPIC = "feedback.received.v1"
 
@@ -183,8 +186,7 @@ async def start_stack(
     services: dict[str, Service] = {}
     for name in SERVICES:
         port = free_port()
-        argv = [sys.executable, "-m", "uvicorn", "--factory", f"npsloop_{name}.main:create_app"]
-        argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+        argv = service_argv(name, port)  # the local stack's own command line (npsloop.stack)
         env = service_env(name, bootstrap=bootstrap, prefix=prefix, db_url=db_url, sinks=sinks)
         env.update(NPSLOOP_LOG_LEVEL="INFO", NPSLOOP_WEBHOOK_TIMEOUT_S=str(args.webhook_client_timeout))
         services[name] = Service(name, argv, env, port, work)

@@ -51,6 +51,7 @@ from .infra import (
     kafka_pid,
     log,
     postgres_pid,
+    service_argv,
     service_env,
     wait_ready,
     work_dir,
@@ -85,8 +86,7 @@ async def start_services(
     profiled = {p.strip() for p in (args.profile or "").split(",") if p.strip()}
     for name in SERVICES:
         port = free_port()
-        argv = [sys.executable, "-m", "uvicorn", "--factory", f"npsloop_{name}.main:create_app"]
-        argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+        argv = service_argv(name, port)
         env = service_env(name, bootstrap=bootstrap, prefix=prefix, db_url=db_url, sinks=sinks)
         if name in profiled:  # cProfile writes the stats when uvicorn exits after SIGTERM
             RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@ readiness, CPU accounting per process, and small database helpers."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import os
@@ -17,9 +16,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from npsloop.stack import procs
+from npsloop.stack.services import BY_NAME, installed_services
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / ".cache" / "bench"
-SERVICES = ("ingest", "classifier", "actions", "notifier")
+# The pipeline the benchmark drives, from the stack's one list (a service not installed is left out).
+SERVICES = tuple(s.name for s in installed_services() if s.name in ("ingest", "classifier", "actions", "notifier"))
 
 
 def log(msg: str) -> None:
@@ -172,53 +175,30 @@ def kafka_pid(data_dir: Path) -> int | None:
 
 
 async def wait_ready(child: Child, url: str, timeout: float) -> float:
-    import httpx
+    return await procs.wait_ready(child.name, url, child.alive, timeout, child.log_path)
 
-    t0 = time.monotonic()
-    last = ""
-    async with httpx.AsyncClient(timeout=5) as client:
-        while time.monotonic() - t0 < timeout:
-            if not child.alive():
-                raise RuntimeError(
-                    f"{child.name} exited with {child.proc.returncode} before it was ready; "
-                    f"last lines of {child.log_path}:\n{child.tail()}"
-                )
-            try:
-                r = await client.get(url)
-                if r.status_code == 200:
-                    return time.monotonic() - t0
-                last = f"HTTP {r.status_code} {r.text[:300]}"
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}"
-            await asyncio.sleep(0.5)
-    raise RuntimeError(
-        f"{child.name} not ready after {timeout:.0f}s ({last}); last lines of {child.log_path}:\n{child.tail()}"
-    )
+
+def service_argv(name: str, port: int) -> list[str]:
+    return procs.service_argv(BY_NAME[name], port)
 
 
 def service_env(name: str, *, bootstrap: str, prefix: str, db_url: str, sinks: dict[str, Any]) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("NPSLOOP_") and k not in ("DATABASE_URL", "VIRTUAL_ENV_PROMPT")
-    }
-    env.update(
-        NPSLOOP_BUS="kafka",
-        NPSLOOP_MODE="dev",  # local sinks on 127.0.0.1; no link secret needed
-        NPSLOOP_CALL_QUIET_HOURS="",  # the benchmark runs at any hour
-        NPSLOOP_KAFKA_BOOTSTRAP=bootstrap,
-        NPSLOOP_TOPIC_PREFIX=prefix,
-        DATABASE_URL=db_url,
-        NPSLOOP_SMTP_HOST=sinks["smtp_host"],
-        NPSLOOP_SMTP_PORT=str(sinks["smtp_port"]),
-        NPSLOOP_CALL_TASK_URL=sinks["call_task_url"],
-        NPSLOOP_LOG_JSON="true",
-        NPSLOOP_RATE_LIMIT_PER_S="1000000",  # the benchmark measures the loop, not the limiter
-        NPSLOOP_RATE_LIMIT_BURST="1000000",
-        NPSLOOP_LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
+    return procs.service_env(
+        BY_NAME[name],
+        bootstrap=bootstrap,
+        database_url=db_url,
+        prefix=prefix,
+        settings={
+            "NPSLOOP_SMTP_HOST": sinks["smtp_host"],
+            "NPSLOOP_SMTP_PORT": str(sinks["smtp_port"]),
+            "NPSLOOP_CALL_TASK_URL": sinks["call_task_url"],
+            "NPSLOOP_CALL_QUIET_HOURS": "",  # the benchmark runs at any hour
+            "NPSLOOP_LOG_JSON": "true",
+            "NPSLOOP_RATE_LIMIT_PER_S": "1000000",  # the benchmark measures the loop, not the limiter
+            "NPSLOOP_RATE_LIMIT_BURST": "1000000",
+            "NPSLOOP_LOG_LEVEL": "WARNING",
+        },
     )
-    return env
 
 
 @contextlib.contextmanager

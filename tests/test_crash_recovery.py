@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections import Counter
@@ -17,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
+from npsloop.stack.procs import service_argv, wait_ready
+from npsloop.stack.services import SERVICES
 from npsloop_classifier.handlers import classify
 from npsloop_classifier.sentiment import Vader
 from npsloop_platform.bus.base import Message
@@ -57,20 +57,17 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "uvicorn", "--factory", self.app, "--host", "127.0.0.1", "--port", str(self.port)]
+        # the command line `make up` and the benchmark use, for the service serving this app
+        spec = next(s for s in SERVICES if s.app == self.app)
+        argv = service_argv(spec, self.port, quiet=False)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(argv, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT)
 
     async def wait_ready(self, timeout: float = 60) -> None:
-        async def ready() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.tail()
-            try:
-                async with httpx.AsyncClient() as c:
-                    return (await c.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)).status_code == 200
-            except httpx.HTTPError:
-                return False
+        def alive() -> bool:
+            return self.proc is not None and self.proc.poll() is None
 
-        await eventually(ready, timeout=timeout, what=f"{self.app} ready")
+        await wait_ready(self.app, f"http://127.0.0.1:{self.port}/readyz", alive, timeout, self.log)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -91,5 +91,5 @@ def test_the_check_command_says_what_is_wrong(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_the_kubernetes_copy_is_a_valid_policy() -> None:
-    deployed = Path(__file__).parents[3] / "deploy" / "k8s" / "actions-policy.toml"
+    deployed = Path(__file__).parents[3] / "deploy" / "k8s" / "base" / "actions-policy.toml"
     assert load_policy(deployed).rules == load_policy().rules

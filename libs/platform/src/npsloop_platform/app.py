@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from .bus import Bus
 from .component import Component
 from .consumer import EventConsumer
 from .db import Database
 from .http_edge import BodyLimit, install_error_handlers
+from .metrics import HttpMetrics
+from .metrics import render as render_metrics
 from .openapi_docs import document
 from .settings import PlatformSettings
 
@@ -186,6 +188,13 @@ def create_app(
         max_batch_body_bytes=getattr(state.settings, "max_batch_body_bytes", 5 << 20),
     )
     install_error_handlers(app)
+    app.add_middleware(HttpMetrics)  # outermost: counts every answer, a 413 from BodyLimit too
+    scrape_hooks = [hook for c in components if (hook := getattr(c, "scrape", None)) is not None]
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (text format).", response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        body, content_type = await render_metrics(scrape_hooks)
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process is up (never checks the broker).")
     async def healthz() -> dict[str, str]:
@@ -219,15 +228,17 @@ def create_service_app(
 
     The embedded runner calls the same `build` functions to put all services in one process.
     """
+    from . import tracing
     from .bus import make_bus
     from .logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_json, name)
+    tracing.configure(name, settings.tracing)
     bus = bus or make_bus(settings)
     parts = build(settings, bus)
     return create_app(
         f"npsloop {name}",
-        [bus, *parts.components],
+        [bus, *parts.components, *([tracing.TracingComponent()] if tracing.enabled() else [])],
         parts.routers,
         AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys, extras=parts.extras),
         **fastapi_kwargs,

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from npsloop_schemas import EVENT_TYPES, Envelope, Event, Topics, customer_key, parse_event, serialize_event
 
+from . import metrics, tracing
 from .bus.base import Bus, Headers, Message, RawConsumer, TopicPartition
 from .component import Background
 from .retry import Stopped, is_transient, retrying
@@ -157,8 +158,11 @@ class EventConsumer(Background):
         self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
         self.stuck_after_s, self.clock = stuck_after_s, clock
         self.stats = ConsumerStats()
+        self._m_batch = metrics.BATCH_SIZE.labels(group_id)
+        self._m_handler = metrics.HANDLER_SECONDS.labels(group_id)
         self._busy_since: float | None = None
         self._consuming = False
+        self._spans = tracing.BatchSpans(group_id)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def ready(self) -> bool:
@@ -194,6 +198,11 @@ class EventConsumer(Background):
         publisher = Publisher(self.bus)
         self._busy_since = self.clock()
         self.stats.batches += 1
+        self._m_batch.observe(len(batch))
+        lag = getattr(raw, "lag", None)
+        if lag is not None:
+            for tp, behind in lag().items():
+                metrics.CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(behind)
         try:
             items: list[Received[Any]] = []
             for msg in batch:
@@ -201,6 +210,7 @@ class EventConsumer(Background):
                     items.append(self._decode(msg))
                 except _Poison as exc:
                     await self._dead_letter(publisher, msg, exc.__cause__ or exc)
+            self._spans.start(items)
             await self._handle(items, publisher)
             if await publisher.flush(self.stopping):
                 offsets: dict[TopicPartition, int] = {}
@@ -211,6 +221,7 @@ class EventConsumer(Background):
             log.info("consumer %s stopping with a batch in hand: not committed, redelivered", self.group_id)
         finally:
             self._busy_since = None
+            self._spans.end()
 
     def _decode(self, msg: Message) -> Received[Any]:
         try:
@@ -260,12 +271,17 @@ class EventConsumer(Background):
             await self._handle(items[mid:], publisher)
             return
         for out in uow.outgoing:
-            await publisher.publish(out.event, out.key, out.headers)
+            headers = tracing.inject(out.headers, self._spans.context_for(out.event.causation_id))
+            await publisher.publish(out.event, out.key, headers)
         for item, reason in uow.refused:
             await self._dead_letter(publisher, item.msg, reason, item)
         for hook in uow.hooks:
             hook()
         self.stats.handled += len(items) - len(uow.refused)
+        metrics.count_events(metrics.CONSUMED, self.group_id, (i.event.type_tag for i in items))
+        if uow.outgoing:
+            metrics.count_events(metrics.PUBLISHED, self.group_id, (o.event.type_tag for o in uow.outgoing))
+            metrics.count_deliveries(o.event for o in uow.outgoing)
 
     async def _run_unit(self, items: Sequence[Received[Any]]) -> UnitOfWork:
         # Grouped by handler, not by type: one handler registered for several types (events of
@@ -273,14 +289,16 @@ class EventConsumer(Background):
         by_handler: dict[BatchHandler, list[Received[Any]]] = {}
         for item in items:
             by_handler.setdefault(self.handlers[type(item.event)], []).append(item)
-        async with self.unit_of_work() as uow:
-            for handler, group in by_handler.items():
-                await handler(group, uow)
-            await uow.commit()
+        with self._m_handler.time():
+            async with self.unit_of_work() as uow:
+                for handler, group in by_handler.items():
+                    await handler(group, uow)
+                await uow.commit()
         return uow
 
     def _on_retry(self, exc: BaseException, transient: bool) -> None:
         self.stats.retries += 1
+        metrics.RETRIES.labels(self.group_id).inc()
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
 
     async def _dead_letter(
@@ -306,6 +324,7 @@ class EventConsumer(Background):
         )
         await publisher.publish_raw(dlq, msg.value or b"", msg.key, headers)
         self.stats.dead_lettered += 1
+        metrics.DEAD_LETTERED.labels(self.group_id, msg.topic).inc()
 
 
 def reason_of(exc: BaseException) -> str:

@@ -66,9 +66,24 @@ def _request_examples(schema: dict[str, Any], op: dict[str, Any]) -> None:
     models = schema.get("components", {}).get("schemas", {})
     for ref in filter(None, refs):
         model = models.get(ref.rsplit("/", 1)[-1], {})
-        if model.get("examples"):
-            media["examples"] = {f"example {i + 1}": {"value": v} for i, v in enumerate(model["examples"])}
+        examples = model.get("examples") or _from_fields(model)
+        if examples:
+            media["examples"] = {f"example {i + 1}": {"value": v} for i, v in enumerate(examples)}
             return
+
+
+def _from_fields(model: dict[str, Any]) -> list[Any]:
+    """One example built from the fields' own examples (an enum's first value, a default), when that
+    covers every required field; else none."""
+    example: dict[str, Any] = {}
+    for name, prop in model.get("properties", {}).items():
+        if prop.get("examples"):
+            example[name] = prop["examples"][0]
+        elif "enum" in prop:
+            example[name] = prop["enum"][0]
+        elif name in model.get("required", []):
+            return []
+    return [example] if example else []
 
 
 def document(app: FastAPI) -> None:

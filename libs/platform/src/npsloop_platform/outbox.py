@@ -18,6 +18,7 @@ import logging
 
 from sqlalchemy import Table, func, select, text, update
 
+from . import metrics, tracing
 from .bus.base import Bus
 from .component import Background
 from .db import Database
@@ -44,6 +45,17 @@ class OutboxRelay(Background):
         self.published = 0
         self.batches = 0
         self._wake = asyncio.Event()
+        self._m_published = metrics.OUTBOX_PUBLISHED.labels(table.fullname)
+
+    async def scrape(self) -> None:
+        """At scrape time (GET /metrics): rows waiting and the age of the oldest (outbox stuck)."""
+        t = self.table
+        created = t.c.get("created_at")
+        age = func.extract("epoch", func.now() - func.min(created)) if created is not None else func.count() * 0
+        async with self.db.session() as session:
+            depth, oldest = (await session.execute(select(func.count(), age).where(t.c.published_at.is_(None)))).one()
+        metrics.OUTBOX_DEPTH.labels(t.fullname).set(depth)
+        metrics.OUTBOX_OLDEST.labels(t.fullname).set(float(oldest or 0))
 
     def wake(self) -> None:
         """Call after committing outbox rows to publish them without waiting for the next poll."""
@@ -72,11 +84,14 @@ class OutboxRelay(Background):
             ).all()
             if not rows:
                 return 0
-            futures = [await self.bus.send(r.topic, r.value, key=r.key) for r in rows]
+            futures = [
+                await self.bus.send(r.topic, r.value, key=r.key, headers=tracing.outbox_headers(r.value)) for r in rows
+            ]
             await asyncio.gather(*futures)
             await session.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=func.now()))
         self.published += len(rows)
         self.batches += 1
+        self._m_published.inc(len(rows))
         return len(rows)
 
     async def run(self) -> None:

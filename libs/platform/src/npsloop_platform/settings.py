@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_URL_ALIASES = AliasChoices("NPSLOOP_DATABASE_URL", "DATABASE_URL", "database_url")
@@ -34,13 +35,33 @@ def _postgres_url(value: str) -> str:
 
 PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
 
+#: Secrets nobody may run production with: an empty value, or what examples and templates ship.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "change_me", "changeit", "secret", "password", "xxx"})
+
+
+def is_placeholder(secret: str) -> bool:
+    return secret.strip().lower() in PLACEHOLDER_SECRETS
+
 
 class PlatformSettings(BaseSettings):
     """What every service reads. Invalid values stop the service at start, with the setting's name;
     the rejected value is never echoed (it may hold a password)."""
 
-    model_config = SettingsConfigDict(env_prefix="NPSLOOP_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    # NPSLOOP_SECRETS_DIR: a directory of files named like the variables (DATABASE_URL,
+    # NPSLOOP_SMTP_PASSWORD, ...), each holding one secret: a Kubernetes Secret mounted as a volume.
+    model_config = SettingsConfigDict(
+        env_prefix="NPSLOOP_",
+        env_file=".env",
+        extra="ignore",
+        hide_input_in_errors=True,
+        secrets_dir=os.environ.get("NPSLOOP_SECRETS_DIR") or None,
+    )
 
+    mode: Literal["dev", "prod"] = Field(
+        default="prod",
+        description="'prod' (a service process) refuses placeholder secrets, non-HTTPS and private-address "
+        "webhook URLs (SSRF); 'dev' (`make run`, `make up`, tests) allows http://127.0.0.1 receivers.",
+    )
     bus: Literal["kafka", "memory"] = Field(
         default="kafka", description="'kafka' in production; 'memory' only inside one process."
     )
@@ -77,10 +98,9 @@ class PlatformSettings(BaseSettings):
         default=None,
         description="TOML store directory: time zones, countries, regions, recipients (npsloop_platform.stores).",
     )
-    mode: Literal["dev", "prod"] = Field(
-        default="prod",
-        description="'prod' refuses non-HTTPS and private-address webhook URLs (SSRF); "
-        "'dev' (npsloop run, tests) allows http://127.0.0.1 receivers.",
+    tracing: Literal["off", "console", "otlp"] = Field(
+        default="off",
+        description="OpenTelemetry traces: 'console' prints spans, 'otlp' sends them to OTEL_EXPORTER_OTLP_ENDPOINT.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     log_json: bool = True
@@ -94,6 +114,20 @@ class PlatformSettings(BaseSettings):
             raise ValueError("topic_prefix may hold only letters, digits, '.', '_' and '-'")
         return value
 
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> PlatformSettings:
+        """In prod mode a secret that is set must be real: 'changeme' or an empty one stops the start."""
+        if self.mode != "prod":
+            return self
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and is_placeholder(value.get_secret_value()):
+                raise ValueError(
+                    f"NPSLOOP_{name.upper()} is a placeholder (empty or 'changeme'): set the real secret, "
+                    "or NPSLOOP_MODE=dev on a development machine"
+                )
+        return self
+
 
 class DatabaseSettings(PlatformSettings):
     """For the services that own tables: PostgreSQL is required, and checked, at start."""
@@ -106,3 +140,18 @@ class DatabaseSettings(PlatformSettings):
     @property
     def dsn(self) -> str:
         return self.database_url
+
+    @model_validator(mode="after")
+    def _real_database_password(self) -> DatabaseSettings:
+        """In prod mode a database password that is given must be real: 'changeme', or an empty one
+        (`user:@host`), stops the start. Without one, the server authenticates otherwise (peer,
+        certificates, a password file)."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if self.mode == "prod" and url.password is not None and is_placeholder(url.password):
+            raise ValueError(
+                "DATABASE_URL has a placeholder password ('changeme' or empty): set the real one, "
+                "or NPSLOOP_MODE=dev on a development machine"
+            )
+        return self

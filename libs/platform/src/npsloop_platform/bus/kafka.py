@@ -22,6 +22,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
+from .. import tracing
 from ..retry import Stopped, retrying
 from .base import Headers, Message, TopicPartition, as_bytes
 
@@ -146,7 +147,7 @@ class KafkaBus:
             raise BusUnavailable(f"Kafka at {self.bootstrap} is not connected")
         producer = self._producer
         fut: asyncio.Future[None] = await producer.send(
-            self.physical(topic), value, key=as_bytes(key), headers=list(headers)
+            self.physical(topic), value, key=as_bytes(key), headers=list(tracing.inject(headers))
         )
         fut.add_done_callback(lambda f: self._check_producer_state(f, producer))
         return fut
@@ -190,6 +191,7 @@ class KafkaRawConsumer:
     def __init__(self, bus: KafkaBus, topics: list[str], group_id: str) -> None:
         self.bus, self.topics, self.group_id = bus, topics, group_id
         self._consumer: AIOKafkaConsumer | None = None
+        self._positions: dict[KafkaTP, int] = {}  # next offset to read, per partition fetched from
 
     async def start(self) -> None:
         """One attempt to join the group; the consumer edge retries it while Kafka is down."""
@@ -226,6 +228,8 @@ class KafkaRawConsumer:
         out: list[Message] = []
         for tp, records in batches.items():
             topic = self.bus.logical(tp.topic)
+            if records:
+                self._positions[tp] = records[-1].offset + 1
             for r in records:
                 out.append(
                     Message(
@@ -238,6 +242,17 @@ class KafkaRawConsumer:
                         r.timestamp,
                     )
                 )
+        return out
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Per partition fetched from: the newest offset (as of the last fetch) minus our position."""
+        out: dict[TopicPartition, int] = {}
+        if self._consumer is None:
+            return out
+        for tp, position in self._positions.items():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                out[TopicPartition(self.bus.logical(tp.topic), tp.partition)] = max(0, high - position)
         return out
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:

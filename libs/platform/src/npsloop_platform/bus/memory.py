@@ -12,6 +12,7 @@ import time
 import zlib
 from collections.abc import Sequence
 
+from .. import tracing
 from .base import Headers, Message, TopicPartition, as_bytes
 
 
@@ -56,6 +57,7 @@ class MemoryBus:
         kb = as_bytes(key)
         partition = self.partition_for(kb, topic)
         log = self._log(topic)[partition]
+        headers = tracing.inject(headers)
         log.append(Message(topic, partition, len(log), kb, value, tuple(headers), int(time.time() * 1000)))
         self._version += 1
         for waiter in self._waiters:
@@ -124,6 +126,9 @@ class MemoryConsumer:
             await self.bus.wait_for_change(seen, timeout_ms / 1000)
             out = self._available(max_records)
         return out
+
+    def lag(self) -> dict[TopicPartition, int]:
+        return {tp: len(self.bus._log(tp.topic)[tp.partition]) - pos for tp, pos in self._position.items()}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():

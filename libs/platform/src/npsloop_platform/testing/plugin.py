@@ -3,6 +3,7 @@ and real loopback SMTP and HTTP servers. Everything a fixture starts, it stops."
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -16,6 +17,10 @@ from ..bus import Bus, MemoryBus
 from ..bus.kafka import KafkaBus
 from .infra import fresh_database, kafka_broker, postgres_server
 from .servers import HttpServer, HttpSink, SmtpServer, SmtpSink, free_port_pair
+
+# Tests are development: loopback URLs and socket databases without a password. Service processes
+# the tests start inherit it. A test of prod mode passes mode="prod" (or NPSLOOP_MODE) itself.
+os.environ.setdefault("NPSLOOP_MODE", "dev")
 
 
 @contextmanager

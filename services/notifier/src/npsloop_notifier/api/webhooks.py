@@ -51,14 +51,20 @@ class RotateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     overlap_s: int | None = Field(
-        default=None, ge=0, le=30 * 86_400, description="How long the old secret still signs (default: 24 h)."
+        default=None,
+        ge=0,
+        le=30 * 86_400,
+        description="How long the old secret still signs (default: 24 h).",
+        examples=[3600],
     )
 
 
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime = Field(description="Replay the failed deliveries created at or after this time.")
+    since: AwareDatetime = Field(
+        description="Replay the failed deliveries created at or after this time.", examples=["2026-11-30T00:00:00Z"]
+    )
 
 
 @router.post(
