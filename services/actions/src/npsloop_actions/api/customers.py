@@ -47,6 +47,7 @@ async def customer(db: DbDep, principal: TillDep, ctx: CtxDep, customer_id: str 
 
 @router.post(
     "/customers/{customer_id}/visits",
+    responses={409: {"description": "This visit_id was used before for another customer."}},
     summary="The till served this customer: clears the surprise-and-delight flag, exactly once.",
 )
 async def visit(
