@@ -37,8 +37,11 @@ class OutboxRelay(Background):
         batch: int = 1000,
         poll_s: float = 0.5,
         debounce_s: float = 0.005,
+        group: str | None = None,
     ) -> None:
+        """`group`: the consumer group whose handlers write the rows (their spans are continued)."""
         super().__init__()
+        self.group = group
         self.name = f"outbox:{table.fullname}"
         self.db, self.bus, self.table = db, bus, table
         self.batch, self.poll_s, self.debounce_s = batch, poll_s, debounce_s
@@ -85,7 +88,8 @@ class OutboxRelay(Background):
             if not rows:
                 return 0
             futures = [
-                await self.bus.send(r.topic, r.value, key=r.key, headers=tracing.outbox_headers(r.value)) for r in rows
+                await self.bus.send(r.topic, r.value, key=r.key, headers=tracing.outbox_headers(r.value, self.group))
+                for r in rows
             ]
             await asyncio.gather(*futures)
             await session.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=func.now()))

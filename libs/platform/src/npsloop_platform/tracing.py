@@ -167,7 +167,7 @@ class BatchSpans:
                 },
             )
             self.spans[event_id] = span
-            remember(event_id, span.get_span_context())
+            remember(event_id, span.get_span_context(), self.group)
 
     def context_for(self, causation_id: Any) -> trace.SpanContext | None:
         if not self.spans or causation_id is None:  # tracing off: no work per event
@@ -183,18 +183,20 @@ class BatchSpans:
         self.spans.clear()
 
 
-def remember(event_id: str, span_context: trace.SpanContext) -> None:
-    _recent[event_id] = span_context
+def remember(event_id: str, span_context: trace.SpanContext, group: str | None = None) -> None:
+    """Keyed by consumer group too: in one process (the embedded default) several groups handle the
+    same event, and an outbox row continues the span of the group that wrote it."""
+    _recent[f"{group}:{event_id}"] = span_context
     if len(_recent) > _RECENT_MAX:
         _recent.popitem(last=False)
 
 
-def outbox_headers(value: bytes) -> Headers:
-    """For an outbox row: the traceparent of the span that handled its causing event, if recent."""
+def outbox_headers(value: bytes, group: str | None = None) -> Headers:
+    """For an outbox row: the traceparent of the span (of `group`) that handled its causing event, if recent."""
     if _tracer is None:
         return ()
     match = _CAUSATION.search(value)
-    parent = _recent.get(match.group(1).decode()) if match else None
+    parent = _recent.get(f"{group}:{match.group(1).decode()}") if match else None
     if parent is None:
         return ()
     return inject((), parent)

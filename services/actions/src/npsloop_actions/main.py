@@ -41,6 +41,7 @@ def build(settings: ActionsSettings, bus: Bus, db: Database | None = None) -> Se
         cast(Table, OutboxRow.__table__),
         batch=settings.outbox_batch,
         poll_s=settings.outbox_poll_s,
+        group=settings.group_id,
     )
     consumer = build_consumer(settings, bus, db, relay, ctx)
     keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
