@@ -77,6 +77,7 @@ async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str,
         key = await make_key(db_url, "source", tenant="bench")
         env = {k: v for k, v in os.environ.items() if not k.startswith("NPSLOOP_") and k != "DATABASE_URL"}
         env |= {
+            "NPSLOOP_MODE": "dev",  # the bench database has no password; prod mode refuses that
             "NPSLOOP_BUS": "kafka",
             "NPSLOOP_KAFKA_BOOTSTRAP": bootstrap,
             "NPSLOOP_TOPIC_PREFIX": f"bi{uuid.uuid4().hex[:8]}.",
