@@ -142,6 +142,8 @@ async def started_service(bus: Bus, database_url: str, **overrides: Any) -> tupl
         mode=overrides.pop("mode", "dev"),
         log_json=False,
         max_attempts=overrides.pop("max_attempts", 4),
+        # these tests see a failure at once; the retry window has its own (test_retry_window.py)
+        retry_window_s=overrides.pop("retry_window_s", 0),
         backoff_initial_s=0.01,
         backoff_max_s=0.05,
         webhook_cache_ttl_s=0.01,

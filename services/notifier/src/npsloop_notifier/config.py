@@ -43,6 +43,19 @@ class NotifierSettings(DatabaseSettings):
     max_attempts: int = Field(default=5, ge=1, le=50)
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
+    retry_window_s: float = Field(
+        default=21_600.0,
+        ge=0,
+        description=(
+            "A receiver outage (refused, timeout, 5xx, 429, SMTP 4xx) is retried in the background for this long "
+            "after the delivery began (default 6 h); only then is the delivery failed. 0: fail after max_attempts."
+        ),
+    )
+    retry_backoff_max_s: float = Field(
+        default=600.0, gt=0, description="The longest wait between two background retries of one delivery."
+    )
+    retry_poll_s: float = Field(default=1.0, gt=0, le=60, description="How often the redelivery loop looks for work.")
+    retry_batch: int = Field(default=64, ge=1, le=1000, description="Due deliveries one redelivery round claims.")
     retry_after_max_s: float = Field(
         default=120.0, gt=0, description="A Retry-After longer than this fails the attempt run (replay it later)."
     )

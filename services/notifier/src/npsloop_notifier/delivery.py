@@ -1,12 +1,14 @@
 """What every delivery shares: attempts with exponential backoff and jitter (or the receiver's
-Retry-After), and a batch run concurrently across keys but in order within one key."""
+Retry-After), the background retry schedule after them, and a batch run concurrently across keys
+but in order within one key."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from npsloop_schemas import DeliveryStatus
@@ -26,6 +28,36 @@ class RetryPolicy(Protocol):
     max_attempts: int
     backoff_initial_s: float
     backoff_max_s: float
+
+
+@dataclass
+class OneAttempt:
+    """A redelivery round's policy: one attempt, then the round reschedules (or fails) it."""
+
+    backoff_initial_s: float
+    backoff_max_s: float
+    retry_after_max_s: float
+    max_attempts: int = 1
+
+
+def one_attempt(policy: RetryPolicy) -> OneAttempt:
+    return OneAttempt(
+        policy.backoff_initial_s, policy.backoff_max_s, float(getattr(policy, "retry_after_max_s", 120.0))
+    )
+
+
+def retry_at(policy: RetryPolicy, began: datetime, now: datetime, failures: int) -> datetime | None:
+    """When to retry a delivery whose receiver is down, after `failures` failed attempts in all,
+    or None once its retry window (`retry_window_s` from `began`) is over: then it has failed.
+
+    Exponential like Standard Webhooks' and Stripe's schedules: 2 s, 4 s, 8 s, ... at most
+    `retry_backoff_max_s`, with up to 10 % jitter so that a recovered receiver is not hit by every
+    delivery in the same second."""
+    window = float(getattr(policy, "retry_window_s", 0.0))
+    cap = float(getattr(policy, "retry_backoff_max_s", 600.0))
+    wait = min(2.0 ** min(max(failures - policy.max_attempts, 0) + 1, 30), cap)
+    at = now + timedelta(seconds=wait * (1 + random.uniform(0, 0.1)))
+    return at if at <= began + timedelta(seconds=window) else None
 
 
 def backoff_s(policy: RetryPolicy, retry: int) -> float:
@@ -57,6 +89,7 @@ async def attempt(
             too_long = exc.retry_after_s is not None and exc.retry_after_s > limit
             if exc.permanent or too_long or n == policy.max_attempts:
                 outcome.status, outcome.error = str(DeliveryStatus.FAILED), str(exc)
+                outcome.retryable = not exc.permanent
                 if too_long:
                     outcome.error += (
                         f" (Retry-After {exc.retry_after_s:g} s is over the {limit:g} s we wait; replay it later)"

@@ -2,6 +2,11 @@
 backoff and jitter, log every attempt, report the outcome. No Kafka or SQL here: the ports in
 `ports.py`.
 
+A receiver that is down (SMTP refusing or 4xx, timeouts, 5xx, 429) after the in-batch attempts
+leaves the delivery `retrying` in the store, with no status reported yet: the redelivery loop
+(`retry.py`) tries again with backoff until `retry_window_s` has passed, and only then reports
+it `failed` and dead-letters the request. The batch moves on meanwhile.
+
 A batch is delivered concurrently across customers (at most `max_in_flight` calls at a time) and
 in order within one customer. A delivery costs two database round trips: the batch's `begin`
 (shared by the whole batch: dedupe, suppression list, frequency-cap claims) and its own `finish`.
@@ -13,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from npsloop_schemas import (
     DeliveryStatus,
@@ -23,7 +29,7 @@ from npsloop_schemas import (
     derive_id,
 )
 
-from .delivery import Clock, RetryPolicy, Sleep, attempt, per_key, utcnow
+from .delivery import Clock, RetryPolicy, Sleep, attempt, one_attempt, per_key, retry_at, utcnow
 from .policy import ContactPolicy
 from .ports import Begun, Channel, DeliveryStore, Gate, Outcome
 
@@ -34,6 +40,7 @@ FINAL = {
 
 
 NO_GATE = Gate()
+RETRYING = "retrying"  # the redelivery loop owns it; no status reported yet
 
 
 class DeliveryFailed(Exception):
@@ -105,6 +112,8 @@ class Notifier:
             return Delivered(
                 status_event(request, DeliveryStatus(begun.status), begun.attempts, begun.error, self.source)
             )
+        if begun.status == RETRYING:
+            return Delivered(None)  # a redelivered request: the redelivery loop retries it
         if begun.existed:
             log.warning("delivery %s was in doubt after a crash; delivering again", p.delivery_id)
         channel = self.channels.get(p.kind)
@@ -119,13 +128,58 @@ class Notifier:
                 await channel.deliver(request)
 
             outcome = await attempt(call, self.retry, clock=self.clock, sleep=self.sleep)
+            if outcome.status == str(DeliveryStatus.FAILED) and outcome.retryable:
+                now = self.clock()
+                outcome.retry_at = retry_at(self.retry, now, now, len(outcome.attempts))
+                if outcome.retry_at is not None:
+                    outcome.status = RETRYING
         await self.store.finish(request, outcome, self.clock(), capped=gate.not_before is not None)
+        if outcome.status == RETRYING:
+            return Delivered(None)
+        return self._reported(request, outcome, len(outcome.attempts))
+
+    def _reported(self, request: NotificationRequestedV1, outcome: Outcome, attempts: int) -> Delivered:
+        p = request.payload
         status = DeliveryStatus(outcome.status)
-        report = status_event(request, status, len(outcome.attempts), outcome.error, self.source)
+        report = status_event(request, status, attempts, outcome.error, self.source)
         if status is DeliveryStatus.FAILED:
-            reason = f"{p.kind} {p.delivery_id} failed after {len(outcome.attempts)} attempt(s): {outcome.error}"
+            reason = f"{p.kind} {p.delivery_id} failed after {attempts} attempt(s): {outcome.error}"
             return Delivered(report, DeliveryFailed(reason))
         return Delivered(report)
+
+    async def redeliver(self, claimed: Sequence[tuple[NotificationRequestedV1, int, datetime]]) -> list[Delivered]:
+        """One attempt each for claimed due retries `(request, attempts so far, began)`, in order
+        per customer: sent, failed (the window over, or a permanent error) or retrying again.
+        Results in the order of `claimed` (report None: still retrying)."""
+        results: list[Delivered] = [Delivered(None)] * len(claimed)
+
+        async def work(index: int, item: tuple[NotificationRequestedV1, int, datetime]) -> None:
+            request, so_far, began = item
+            channel = self.channels.get(request.payload.kind)
+            if channel is None:
+                why = f"no channel configured for {request.payload.kind}"
+                outcome = Outcome(str(DeliveryStatus.SKIPPED), error=why)
+            else:
+
+                async def call(channel: Channel = channel) -> None:
+                    await channel.deliver(request)
+
+                policy = one_attempt(self.retry)
+                outcome = await attempt(call, policy, clock=self.clock, sleep=self.sleep, first=so_far + 1)
+            total = so_far + len(outcome.attempts)
+            if outcome.status == str(DeliveryStatus.FAILED) and outcome.retryable:
+                now = self.clock()
+                outcome.retry_at = retry_at(self.retry, began, now, total)
+                if outcome.retry_at is not None:
+                    outcome.status = RETRYING
+                else:
+                    outcome.error = f"{outcome.error} (still failing at the end of the retry window)"
+            await self.store.finish(request, outcome, self.clock(), total=total)
+            if outcome.status != RETRYING:
+                results[index] = self._reported(request, outcome, total)
+
+        await per_key([(r.payload.customer_key, item) for item in claimed for r in [item[0]]], work, self.max_in_flight)
+        return results
 
     async def deliver_batch(self, requests: Sequence[tuple[NotificationRequestedV1, str]]) -> list[Delivered]:
         """Deliver a batch of `(request, customer key)`: concurrent across customers, ordered within

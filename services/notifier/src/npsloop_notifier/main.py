@@ -29,6 +29,7 @@ from .models import SCHEMA
 from .policy import ContactPolicy
 from .ports import Channel
 from .repository import SqlDeliveryStore
+from .retry import Redelivery
 from .templates import Templates, load_branding
 from .webhook_handlers import WebhookDispatcher
 from .webhook_repository import SqlWebhookStore
@@ -101,6 +102,15 @@ def build(
     dispatcher = WebhookDispatcher(
         subscriptions, WebhookSender(webhook_http), settings, settings.max_in_flight, clock, sleep
     )
+    redelivery = Redelivery(
+        notifier,
+        dispatcher,
+        bus,
+        group_id=settings.group_id,
+        poll_s=settings.retry_poll_s,
+        batch=settings.retry_batch,
+        clock=clock,
+    )
     consumer = build_consumer(settings, bus, notifier)
     webhook_consumer = build_webhook_consumer(settings, bus, dispatcher)
     access: list[Component] = []
@@ -118,12 +128,13 @@ def build(
             *pools,
             consumer,
             webhook_consumer,
+            redelivery,
         ],
         routers=list(routers),
         db=db,
         consumers=[consumer, webhook_consumer],
         keys=keys,
-        extras={EXTRA: api, "notifier.delivery": notifier},
+        extras={EXTRA: api, "notifier.delivery": notifier, "notifier.redelivery": redelivery},
     )
 
 

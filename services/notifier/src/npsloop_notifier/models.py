@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, func
+from sqlalchemy import ARRAY, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -25,12 +25,13 @@ class DeliveryRow(Base):
     __table_args__ = (
         Index("ix_deliveries_tenant_created", "tenant_id", "created_at"),
         Index("ix_deliveries_subscription_status", "subscription_id", "status", "created_at"),
+        Index("ix_deliveries_retry_due", "next_attempt_at", postgresql_where=text("status = 'retrying'")),
     )
     delivery_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))  # a NotificationKind, or 'webhook'
     tenant_id: Mapped[str] = mapped_column(String(64))
     customer_key: Mapped[str] = mapped_column(String(256))
-    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed | skipped | suppressed
+    status: Mapped[str] = mapped_column(String(16))  # pending | retrying | sent | failed | skipped | suppressed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -38,7 +39,9 @@ class DeliveryRow(Base):
     subscription_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
     event_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
     event_type: Mapped[str | None] = mapped_column(String(64))
-    body: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)  # webhooks: the event; others, while retrying: the request
+    #: status 'retrying': when the redelivery loop tries next (the receiver was down).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DeliveryAttemptRow(Base):

@@ -71,6 +71,10 @@ class Outcome:
     status: str
     attempts: list[Attempt] = field(default_factory=list)
     error: str | None = None
+    #: The last failure was transient (an outage, not a refusal): worth retrying later.
+    retryable: bool = False
+    #: status 'retrying': when the redelivery loop tries again.
+    retry_at: datetime | None = None
 
 
 class DeliveryStore(Protocol):
@@ -82,10 +86,17 @@ class DeliveryStore(Protocol):
         ...
 
     async def finish(
-        self, request: NotificationRequestedV1, outcome: Outcome, now: datetime, *, capped: bool = False
+        self,
+        request: NotificationRequestedV1,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        capped: bool = False,
+        total: int | None = None,
     ) -> None:
-        """One round trip: the final status, every attempt of the delivery log, and the contact
-        state (a sent message counts; a failed one gives its cap slot back)."""
+        """One round trip: the final status (or 'retrying' at `outcome.retry_at`), every attempt
+        of the delivery log, and the contact state (a sent message counts; a failed one gives its
+        cap slot back). `total`: attempts in all, when earlier rounds made some."""
         ...
 
 

@@ -13,13 +13,13 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from sqlalchemy import text
 
 from npsloop_platform.db import Database
-from npsloop_schemas import DeliveryStatus, NotificationRequestedV1
+from npsloop_schemas import DeliveryStatus, NotificationRequestedV1, parse_event, serialize_event
 
 from .ports import Begun, Gate, Outcome
 
@@ -78,11 +78,13 @@ _FINISH = text(
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:attempts AS int[]),
                              CAST(:errors AS text[]), CAST(:nows AS timestamptz[]), CAST(:tenants AS text[]),
                              CAST(:keys AS text[]), CAST(:kinds AS text[]), CAST(:counts AS boolean[]),
-                             CAST(:releases AS boolean[]))
-                      AS t(delivery_id, status, attempts, error, now, tenant_id, customer_key, kind, count, release)
+                             CAST(:releases AS boolean[]), CAST(:nexts AS timestamptz[]), CAST(:bodies AS text[]))
+                      AS t(delivery_id, status, attempts, error, now, tenant_id, customer_key, kind, count, release,
+                           next_attempt_at, body)
     ), finished AS (
         UPDATE notifier.deliveries AS d
-        SET status = i.status, attempts = i.attempts, last_error = i.error, updated_at = i.now
+        SET status = i.status, attempts = i.attempts, last_error = i.error, updated_at = i.now,
+            next_attempt_at = i.next_attempt_at, body = i.body
         FROM input AS i WHERE d.delivery_id = i.delivery_id
         RETURNING d.delivery_id
     ), logged AS (
@@ -116,12 +118,27 @@ _FINISH = text(
 )
 
 
+_CLAIM_DUE = text(
+    """
+    UPDATE notifier.deliveries AS d SET next_attempt_at = CAST(:lease AS timestamptz)
+    WHERE d.delivery_id IN (
+        SELECT delivery_id FROM notifier.deliveries
+        WHERE status = 'retrying' AND kind <> 'webhook' AND next_attempt_at <= CAST(:now AS timestamptz)
+        ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED
+    )
+    RETURNING d.delivery_id, d.body, d.attempts, d.created_at
+    """
+)
+RETRYING = "retrying"
+
+
 @dataclass(frozen=True)
 class _Finish:
     request: NotificationRequestedV1
     outcome: Outcome
     now: datetime
     capped: bool
+    total: int | None = None  # attempts in all (None: this outcome's)
 
 
 class GroupCommit(Generic[T]):
@@ -205,25 +222,52 @@ class SqlDeliveryStore:
         }
 
     async def finish(
-        self, request: NotificationRequestedV1, outcome: Outcome, now: datetime, *, capped: bool = False
+        self,
+        request: NotificationRequestedV1,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        capped: bool = False,
+        total: int | None = None,
     ) -> None:
         """The delivery's own round trip, shared with the finishes that queue meanwhile."""
-        await self._finishes.submit(_Finish(request, outcome, now, capped))
+        await self._finishes.submit(_Finish(request, outcome, now, capped, total))
+
+    async def claim_due(
+        self, now: datetime, *, lease_s: float, limit: int
+    ) -> list[tuple[NotificationRequestedV1, int, datetime]]:
+        """Emails and call tasks due for a retry: (request, attempts so far, began). Claimed by
+        pushing next_attempt_at past the lease under SKIP LOCKED: one replica retries each, and a
+        replica killed mid-round leaves them due again when the lease ends."""
+        params = {"now": now, "lease": now + timedelta(seconds=lease_s), "limit": limit}
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_CLAIM_DUE, params)).all()
+        out = []
+        for r in sorted(rows, key=lambda r: r.created_at):
+            request = parse_event(r.body)
+            assert isinstance(request, NotificationRequestedV1)
+            out.append((request, int(r.attempts), r.created_at))
+        return out
 
     async def _flush(self, items: list[_Finish]) -> None:
         sent = [f.outcome.status == str(DeliveryStatus.SENT) for f in items]
+        # a delivery retried later keeps its frequency-cap claim: it is still on its way
+        held = [f.outcome.status in (str(DeliveryStatus.SENT), RETRYING) for f in items]
         attempts = [(f.request.payload.delivery_id, a) for f in items for a in f.outcome.attempts]
         params = {
             "ids": [f.request.payload.delivery_id for f in items],
             "statuses": [f.outcome.status for f in items],
-            "attempts": [len(f.outcome.attempts) for f in items],
+            "attempts": [len(f.outcome.attempts) if f.total is None else f.total for f in items],
             "errors": [f.outcome.error for f in items],
             "nows": [f.now for f in items],
             "tenants": [f.request.tenant_id for f in items],
             "keys": [f.request.payload.customer_key for f in items],
             "kinds": [str(f.request.payload.kind) for f in items],
             "counts": [ok and not f.capped for f, ok in zip(items, sent, strict=True)],  # an exempt kind counts
-            "releases": [f.capped and not ok for f, ok in zip(items, sent, strict=True)],  # a failure gives it back
+            "releases": [f.capped and not ok for f, ok in zip(items, held, strict=True)],  # a failure gives it back
+            "nexts": [f.outcome.retry_at for f in items],
+            # the request, kept only while it waits for a retry (it holds the contact details)
+            "bodies": [serialize_event(f.request).decode() if f.outcome.status == RETRYING else None for f in items],
             "a_ids": [d for d, _ in attempts],
             "a_ns": [a.number for _, a in attempts],
             "a_ats": [a.at for _, a in attempts],

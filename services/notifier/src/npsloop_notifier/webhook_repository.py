@@ -54,10 +54,12 @@ _FINISH = text(
     """
     WITH input AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:totals AS int[]),
-                             CAST(:errors AS text[])) AS t(delivery_id, status, total, error)
+                             CAST(:errors AS text[]), CAST(:nexts AS timestamptz[]))
+                      AS t(delivery_id, status, total, error, next_attempt_at)
     ), finished AS (
         UPDATE notifier.deliveries AS d
-        SET status = i.status, attempts = i.total, last_error = i.error, updated_at = now()
+        SET status = i.status, attempts = i.total, last_error = i.error, updated_at = now(),
+            next_attempt_at = i.next_attempt_at
         FROM input AS i WHERE d.delivery_id = i.delivery_id
         RETURNING d.delivery_id
     ), logged AS (
@@ -187,6 +189,7 @@ class SqlWebhookStore:
             "statuses": [f.outcome.status for f in items],
             "totals": [f.total_attempts for f in items],
             "errors": [f.outcome.error for f in items],
+            "nexts": [f.outcome.retry_at for f in items],
             "a_ids": [d for d, _ in attempts],
             "a_ns": [a.number for _, a in attempts],
             "a_ats": [a.at for _, a in attempts],
@@ -308,6 +311,45 @@ class SqlWebhookStore:
             ).first()
         self.invalidate(tenant_id)
         return found is not None
+
+    async def claim_due(self, now: datetime, *, lease_s: float, limit: int) -> list[tuple[WebhookJob, int, datetime]]:
+        """Webhook deliveries due for a retry, across tenants: (job, attempts so far, began).
+        Claimed by pushing their next_attempt_at past the lease, under SKIP LOCKED: one replica
+        retries each; a replica killed mid-round leaves them due again when the lease ends."""
+        query = text(
+            """
+            UPDATE notifier.deliveries AS d SET next_attempt_at = CAST(:lease AS timestamptz)
+            FROM notifier.webhook_subscriptions AS s
+            WHERE d.delivery_id IN (
+                SELECT delivery_id FROM notifier.deliveries
+                WHERE status = 'retrying' AND kind = 'webhook' AND next_attempt_at <= CAST(:now AS timestamptz)
+                ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED
+            ) AND s.id = d.subscription_id
+            RETURNING d.delivery_id, d.tenant_id, d.event_id, d.event_type, d.customer_key, d.body, d.attempts,
+                      d.created_at, s.id AS sub_id, s.url, s.event_types, s.secret, s.previous_secret,
+                      s.previous_valid_until, s.status AS sub_status, s.deleted_at
+            """
+        )
+        params = {"now": now, "lease": now + timedelta(seconds=lease_s), "limit": limit}
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query, params)).all()
+        out = []
+        for r in sorted(rows, key=lambda r: r.created_at):
+            # a deleted subscription: its retries end as failed (disabled, no call), replayable if restored
+            status = "disabled" if r.deleted_at is not None else r.sub_status
+            sub = Subscription(
+                r.sub_id,
+                r.tenant_id,
+                r.url,
+                frozenset(r.event_types),
+                r.secret,
+                r.previous_secret,
+                r.previous_valid_until,
+                status,
+            )
+            job = WebhookJob(r.delivery_id, sub, r.event_id, r.event_type, r.tenant_id, r.customer_key, r.body)
+            out.append((job, int(r.attempts), r.created_at))
+        return out
 
     async def claim_replay(
         self,
