@@ -120,7 +120,11 @@ def make_http_server(
                 verified = False
                 ctl.refused["webhook_unverified"] += 1
             assert webhooks is not None
-            webhooks.record(self.headers.get("webhook-id"), at, verified=verified)
+            try:  # the event it carries: one event posted under two webhook-ids would be a real duplicate
+                event = json.loads(body).get("event_id")
+            except (ValueError, AttributeError):
+                event = None
+            webhooks.record(self.headers.get("webhook-id"), at, verified=verified, event=event)
             return self.answer(200 if verified else 401)
 
         def do_POST(self) -> None:

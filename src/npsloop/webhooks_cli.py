@@ -153,7 +153,7 @@ def add_webhooks_parser(sub: Any) -> None:
     cmd("enable", "re-enable a subscription disabled after failures", with_id=True)
     d = cmd("deliveries", "the webhook delivery log")
     d.add_argument("--subscription")
-    d.add_argument("--status", choices=["pending", "sent", "failed"])
+    d.add_argument("--status", choices=["pending", "retrying", "sent", "failed"])
     d.add_argument("--limit", type=int, default=50)
     d.add_argument("--json", action="store_true")
     rp = cmd("replay", "send failed deliveries again: one (--delivery) or a subscription's since a time")

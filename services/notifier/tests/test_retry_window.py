@@ -189,4 +189,3 @@ async def test_an_smtp_refusal_is_retried_until_the_server_is_back_and_the_email
 
 async def _accepted(receiver: Receiver, n: int) -> bool:
     return len(receiver.accepted()) >= n
-

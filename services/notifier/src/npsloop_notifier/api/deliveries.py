@@ -24,7 +24,7 @@ async def list_deliveries(
     api: ApiDep,
     tenant_id: str | None = TENANT,
     kind: str | None = Query(None, max_length=32, pattern=r"^[a-z_]+$"),
-    status: str | None = Query(None, pattern="^(pending|sent|failed|skipped|suppressed)$"),
+    status: str | None = Query(None, pattern="^(pending|retrying|sent|failed|skipped|suppressed)$"),
     since: AwareDatetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:

@@ -133,7 +133,7 @@ async def subscription_deliveries(
     subscription_id: uuid.UUID,
     admin: AdminDep,
     api: ApiDep,
-    status: str | None = Query(None, pattern="^(pending|sent|failed)$"),
+    status: str | None = Query(None, pattern="^(pending|retrying|sent|failed)$"),
     since: AwareDatetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
