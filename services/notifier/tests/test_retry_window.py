@@ -189,3 +189,46 @@ async def test_an_smtp_refusal_is_retried_until_the_server_is_back_and_the_email
 
 async def _accepted(receiver: Receiver, n: int) -> bool:
     return len(receiver.accepted()) >= n
+
+
+async def test_an_email_still_failing_at_the_end_of_the_window_is_reported_failed_and_dead_lettered() -> None:
+    from npsloop_notifier.channels import DeliveryError
+    from npsloop_notifier.handlers import Notifier
+    from npsloop_notifier.ports import Begun, Outcome
+    from npsloop_schemas import DeliveryStatus, NotificationKind
+
+    finished: dict[object, Outcome] = {}
+
+    class Store:
+        async def begin(self, requests: Any, gates: Any, now: Any) -> dict[Any, Begun]:
+            return {}
+
+        async def finish(self, request: Any, outcome: Outcome, now: Any, **kw: Any) -> None:
+            finished[request.payload.delivery_id] = outcome
+
+    class Down:
+        calls = 0
+
+        async def deliver(self, request: Any) -> None:
+            self.calls += 1
+            raise DeliveryError("451 try again later")
+
+    class Short(Policy):
+        max_attempts = 2
+        retry_window_s = 60.0
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    channel = Down()
+    notifier = Notifier(Store(), {NotificationKind.THANK_YOU_EMAIL: channel}, Short(), clock=lambda: now, sleep=no_wait)
+    req = notification()
+    (first,) = await notifier.deliver_batch([(req, "acme:c-1")])
+    assert first.report is None and first.failure is None  # retrying: no status yet, not dead-lettered
+    assert finished[req.payload.delivery_id].status == "retrying" and channel.calls == 2
+    (last,) = await notifier.redeliver([(req, 2, now - timedelta(seconds=120))])
+    assert last.report is not None and last.report.payload.status is DeliveryStatus.FAILED
+    assert last.report.payload.attempts == 3 and last.failure is not None
+    assert "end of the retry window" in str(last.failure)
+    assert [a.number for a in finished[req.payload.delivery_id].attempts] == [3]
