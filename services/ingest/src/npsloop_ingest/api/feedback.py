@@ -108,10 +108,15 @@ async def publish_all(
     try:
         async with asyncio.timeout(timeout_s):
             keys = keys if keys is not None else [key_of(e) for e in events]  # type: ignore[arg-type]
-            futures = [
-                await bus.send(Topics.FEEDBACK_RECEIVED, serialize_event(e), key=k)
-                for e, k in zip(events, keys, strict=True)
-            ]
+            send_many = getattr(bus, "send_many", None)  # Kafka: one record batch per partition
+            if send_many is not None and len(events) > 1:
+                messages = [(serialize_event(e), k) for e, k in zip(events, keys, strict=True)]
+                futures = await send_many(Topics.FEEDBACK_RECEIVED, messages)
+            else:
+                futures = [
+                    await bus.send(Topics.FEEDBACK_RECEIVED, serialize_event(e), key=k)
+                    for e, k in zip(events, keys, strict=True)
+                ]
             results = await asyncio.gather(*futures, return_exceptions=True)
     except Exception as exc:  # not connected, timed out
         return exc
