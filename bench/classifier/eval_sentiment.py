@@ -11,7 +11,10 @@ rating -4..4, text; tab-separated), read from there. `--set FILE` adds a set in 
 Models, each labeled by its compound with the same +-0.05 thresholds:
 - `vader`: plain VADER 3.3.2, the baseline;
 - `default`: the default model (`Ensemble`: VADER + retail lexicon and phrases, averaged with
-  Pattern). It is trained on nothing, so every set is held out from it. The target is judged here.
+  Pattern; where they find nothing, the hashed n-gram fallback) HELD OUT: on a shared set, the
+  fallback (and its neutral band) is fitted on the two other shared sets; on a `--set` file, the
+  shipped fallback (fitted on the three shared sets). The target is judged here.
+- `lexicons`: the default model without its fallback (the lexicon average alone; trained on nothing).
 - `calib`: the trained variant (`Calibrated`, NPSLOOP_SENTIMENT_MODEL=calibrated) HELD OUT: on a
   shared set, its weights are fitted on the two other shared sets (train on two, test on the
   third); on a `--set` file, the shipped weights (fitted on the three shared sets).
@@ -29,8 +32,8 @@ import time
 from pathlib import Path
 
 from bench.classifier.metrics import Scores, f1_scores
-from bench.classifier.train_sentiment import fit
-from npsloop_classifier.sentiment import Calibrated, Calibration, Vader, default_model, label_for
+from bench.classifier.train_sentiment import fit, fit_ngram
+from npsloop_classifier.sentiment import Calibrated, Calibration, Ensemble, Vader, default_model, label_for
 
 CLASSES = ("negative", "neutral", "positive")
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sentiment"
@@ -70,27 +73,51 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no *_GroundTruth.txt in {args.data}")
     shipped = Calibrated()
     vader = Vader()
-    print(f"default model: {default_model().name} (untrained)")
+    shipped_ngram = default_model().ngram
+    assert shipped_ngram is not None, "the default model has its n-gram fallback"
+    print(f"default model: {default_model().name}, n-gram fallback fitted on {', '.join(shipped_ngram.trained_on)}")
     print(f"calibrated variant: {shipped.name}, shipped weights fitted on {', '.join(shipped.calibration.trained_on)}")
     rows = {p: load(p) for p in [*shared, *args.set]}
     t0 = time.process_time()
     features = {p: [shipped.features(t) for t, _ in r] for p, r in rows.items()}
     us = (time.process_time() - t0) / sum(len(r) for r in rows.values()) * 1e6
-    print(f"features (the default model's work): {us:.0f} us/sentence")
+    print(f"features (the lexicons' work): {us:.0f} us/sentence")
+    model = default_model()
+    t0 = time.process_time()
+    n = 0
+    for path, r in rows.items():
+        for (t, _), f in zip(r, features[path], strict=True):
+            model.compound_of(t, f)
+            n += 1
+    us = (time.process_time() - t0) / n * 1e6
+    print(f"the n-gram fallback on top: {us:.1f} us/sentence")
     missed = []
     for path, data in rows.items():
         compounds: dict[str, list[float]] = {"vader": [vader.compound(t) for t, _ in data]}
-        compounds["default"] = [round(f["ensemble"], 4) for f in features[path]]
+        lexicons = [round(f["ensemble"], 4) for f in features[path]]
         if path in shared:
             others = [q for q in shared if q != path]
+            ngram = fit_ngram(
+                [t for q in others for t, _ in rows[q]],
+                [f for q in others for f in features[q]],
+                [r for q in others for _, r in rows[q]],
+                [q.name for q in others],
+            )
+            fallback = Ensemble(ngram=ngram)
+        else:
+            fallback = model
+        compounds["default"] = [fallback.compound_of(t, f) for (t, _), f in zip(data, features[path], strict=True)]
+        compounds["lexicons"] = lexicons  # = NPSLOOP_SENTIMENT_MODEL=lexicons
+        if path in shared:
             weights = fit([f for q in others for f in features[q]], [r / 4 for q in others for _, r in rows[q]])
             held_out = Calibrated(Calibration("held-out", [q.name for q in others], weights))
-            compounds["calib"] = [held_out.compound_of(f) for f in features[path]]
-            compounds["calib-in"] = [shipped.compound_of(f) for f in features[path]]
-            note = f"calib fitted on {' and '.join(q.name for q in others)}"
+            compounds["calib"] = [held_out.calibrated_of(f) for f in features[path]]
+            compounds["calib-in"] = [shipped.calibrated_of(f) for f in features[path]]
+            fitted_on = " and ".join(q.name for q in others)
+            note = f"default's fallback (band {ngram.band}) and calib fitted on {fitted_on}"
         else:
-            compounds["calib"] = [shipped.compound_of(f) for f in features[path]]
-            note = "calib = the shipped weights, fitted on the shared sets only"
+            compounds["calib"] = [shipped.calibrated_of(f) for f in features[path]]
+            note = "default's fallback and calib = the shipped weights, fitted on the shared sets only"
         print(f"\n== {path.name} ({len(data)} sentences; {note})")
         for mapping, cut in MAPPINGS.items():
             truth = [rating_class(r, cut) for _, r in data]

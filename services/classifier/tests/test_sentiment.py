@@ -59,3 +59,6 @@ def test_eval_sentiment_holds_out_each_set(tmp_path: Path, capsys: pytest.Captur
     assert "calib fitted on b_GroundTruth.txt and c_GroundTruth.txt" in out
     assert "calib = the shipped weights" in out and out.count("weighted-F1") >= 4 * 2 * 4
     assert "default - vader" in out
+    # the default model's n-gram fallback is fitted held out too, and shown next to the lexicons alone
+    assert out.count("default's fallback (band") == 3 and "default's fallback and calib = the shipped weights" in out
+    assert out.count("lexicons weighted-F1") == 4 * 2

@@ -22,5 +22,9 @@ def clean_text(value: str) -> str:
     return unicodedata.normalize("NFC", value)
 
 
+#: An identifier in a path, query or admin field (a store, customer, assignee, visit id): any text
+#: but no control character at all, tabs and newlines included. Use as `pattern=ID_PATTERN`.
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+
 #: Use as `Annotated[str, CleanText]`.
 CleanText = AfterValidator(clean_text)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from npsloop_platform.access import Principal
 from npsloop_platform.access.http import ReaderDep
 from npsloop_platform.app import DbDep
+from npsloop_platform.text import ID_PATTERN
 from npsloop_schemas import nps_summary
 
 from ..cases import Action, InvalidTransition, Request, UnknownCode
@@ -38,7 +39,7 @@ class AssignBody(_Body):
         extra="forbid", json_schema_extra={"examples": [{"assignee": "anna.berlin", "note": "Calls back before noon"}]}
     )
 
-    assignee: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    assignee: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
     note: Text | None = None
 
 

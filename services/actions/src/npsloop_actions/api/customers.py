@@ -15,16 +15,15 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from npsloop_platform.access import Principal, Role
 from npsloop_platform.access.http import require
 from npsloop_platform.app import DbDep
+from npsloop_platform.text import ID_PATTERN
 
 from ..queries import Conflict, get_customer, record_visit
 from .deps import CtxDep, scope_of
 
 router = APIRouter(prefix="/v1", tags=["customers"])
 TillDep = Annotated[Principal, Depends(require(Role.SOURCE, Role.MANAGER, Role.ADMIN))]
-CUSTOMER_ID = Path(
-    min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$", description="The retailer's customer id."
-)
-VisitId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+CUSTOMER_ID = Path(min_length=1, max_length=128, pattern=ID_PATTERN, description="The retailer's customer id.")
+VisitId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=ID_PATTERN)]
 
 
 class VisitBody(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from npsloop_platform.access import Principal
 from npsloop_platform.app import state_of
 from npsloop_platform.outbox import OutboxRelay
+from npsloop_platform.text import ID_PATTERN
 
 from ..handlers import Context
 from ..queries import Scope
@@ -20,7 +21,7 @@ TENANT = Query(
     pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
     description="Optional: your key's tenant.",
 )
-STORE = Query(None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$", description="One store only.")
+STORE = Query(None, min_length=1, max_length=128, pattern=ID_PATTERN, description="One store only.")
 
 
 async def _context(request: Request) -> Context:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from npsloop_platform.access.http import ReaderDep, same_tenant_or_404
 from npsloop_platform.access.keys import Principal
 from npsloop_platform.app import DbDep, state_of
+from npsloop_platform.text import ID_PATTERN
 
 from ..config import ReportingSettings
 from ..figures import DIMENSIONS, TEST, Scope, known_region, known_store, nps_breakdown, nps_series
@@ -22,7 +23,7 @@ from ..kpis import weekly_kpis
 from ..periods import Period, PeriodError, PeriodKind, parse_period
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
-_ID = r"^[^\x00-\x1f\x7f]+$"
+_ID = ID_PATTERN
 TenantQ = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 StoreQ = Annotated[str | None, Query(min_length=1, max_length=128, pattern=_ID, description="One store.")]
 RegionQ = Annotated[str | None, Query(min_length=1, max_length=128, pattern=_ID, description="A region's stores.")]
