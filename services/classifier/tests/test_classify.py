@@ -121,7 +121,7 @@ def test_ngram_fallback_decides_only_where_the_lexicons_find_nothing() -> None:
     from npsloop_classifier.sentiment import NgramWeights, model_named, ngrams
 
     text = "We came by train on Tuesday"  # no lexicon word: the lexicons alone say neutral
-    lexicons = model_named("lexicons")
+    lexicons = model_named("ensemble")
     assert isinstance(lexicons, Ensemble) and lexicons(text).label is SentimentLabel.NEUTRAL
     street = ngrams("tuesday")[0]
     for weight, label in (
@@ -139,6 +139,14 @@ def test_ngram_fallback_decides_only_where_the_lexicons_find_nothing() -> None:
 
 
 def test_shipped_ngram_fallback_loads_and_is_named() -> None:
-    model = default_model()
-    assert model.ngram is not None and model.ngram.buckets and set(model.ngram.trained_on)
+    from npsloop_classifier.sentiment import model_named
+
+    model = model_named("ensemble-ngram")
+    assert isinstance(model, Ensemble) and model.ngram is not None and model.ngram.buckets
+    assert set(model.ngram.trained_on)
     assert model.name.startswith("npsloop-ensemble-3") and f"ngram-{model.ngram.version}" in model.name
+    # the default keeps the lexicons alone: no evidence is neutral, never a guess
+    default = default_model()
+    assert default.ngram is None and default.name.startswith("npsloop-ensemble-2")
+    for fact in ("The parcel arrived.", "Delivered on Monday", "Bought milk and bread."):
+        assert default(fact).label is SentimentLabel.NEUTRAL, fact
