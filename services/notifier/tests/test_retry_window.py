@@ -232,3 +232,79 @@ async def test_an_email_still_failing_at_the_end_of_the_window_is_reported_faile
     assert last.report.payload.attempts == 3 and last.failure is not None
     assert "end of the retry window" in str(last.failure)
     assert [a.number for a in finished[req.payload.delivery_id].attempts] == [3]
+
+
+async def test_a_final_status_is_published_before_the_row_is_final_so_an_outage_never_loses_it() -> None:
+    """A status event that cannot be published leaves the row as it was (claimed, due again when
+    its lease ends), rather than final with its status lost; a Kafka outage in the redelivery loop
+    is retried until the status is out, and only then is the row marked final."""
+    import asyncio
+
+    from npsloop_notifier.handlers import Notifier
+    from npsloop_notifier.ports import Begun, Outcome
+    from npsloop_schemas import DeliveryStatus, NotificationKind
+
+    order: list[str] = []
+
+    class Store:
+        async def begin(self, requests: Any, gates: Any, now: Any) -> dict[Any, Begun]:
+            return {}
+
+        async def finish(self, request: Any, outcome: Outcome, now: Any, **kw: Any) -> None:
+            order.append(f"finish {outcome.status}")
+
+        async def claim_due(self, now: Any, *, lease_s: float, limit: int) -> list[Any]:
+            return claimed.pop() if claimed else []
+
+    class Up:
+        async def deliver(self, request: Any) -> None:
+            order.append("sent")
+
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    notifier = Notifier(Store(), {NotificationKind.THANK_YOU_EMAIL: Up()}, Policy(), clock=lambda: now)
+    req = notification()
+
+    async def kafka_down(request: Any, delivered: Any) -> None:
+        raise ConnectionError("broker gone")
+
+    try:
+        await notifier.redeliver([(req, 5, now)], kafka_down)
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the report's failure must reach the redelivery loop")
+    assert order == ["sent"]  # not marked final: the lease brings it back, the status is not lost
+
+    class FlakyBus:
+        def __init__(self) -> None:
+            self.published: list[tuple[str, bytes]] = []
+            self.failures = 2
+
+        async def publish(self, topic: str, value: bytes, **kw: Any) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("broker restarting")
+            order.append("status published")
+            self.published.append((topic, value))
+
+    class Hooks:
+        store = None
+
+        async def redeliver(self, jobs: Any) -> None:
+            raise AssertionError("no webhooks due")
+
+    class HookStore:
+        async def claim_due(self, now: Any, *, lease_s: float, limit: int) -> list[Any]:
+            return []
+
+    hooks = Hooks()
+    hooks.store = HookStore()  # type: ignore[assignment]
+    bus = FlakyBus()
+    claimed = [[(req, 5, now)]]
+    order.clear()
+    redelivery = Redelivery(notifier, hooks, bus, group_id="notifier")  # type: ignore[arg-type]
+    assert await asyncio.wait_for(redelivery.run_once(), 30) == 1
+    assert order == ["sent", "status published", "finish sent"]  # retried through the outage, then final
+    ((topic, value),) = bus.published
+    assert topic.endswith("notification.status.v1") or "status" in topic
+    assert b'"status":"sent"' in value.replace(b" ", b"") and DeliveryStatus.SENT.value == "sent"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -147,10 +147,18 @@ class Notifier:
             return Delivered(report, DeliveryFailed(reason))
         return Delivered(report)
 
-    async def redeliver(self, claimed: Sequence[tuple[NotificationRequestedV1, int, datetime]]) -> list[Delivered]:
+    async def redeliver(
+        self,
+        claimed: Sequence[tuple[NotificationRequestedV1, int, datetime]],
+        report: Callable[[NotificationRequestedV1, Delivered], Awaitable[None]] | None = None,
+    ) -> list[Delivered]:
         """One attempt each for claimed due retries `(request, attempts so far, began)`, in order
         per customer: sent, failed (the window over, or a permanent error) or retrying again.
-        Results in the order of `claimed` (report None: still retrying)."""
+        Results in the order of `claimed` (report None: still retrying).
+
+        `report(request, delivered)` runs for a final outcome BEFORE its row is marked final: if the
+        status event cannot be published (or the process dies first), the row stays claimed and
+        comes due again when its lease ends, so the status is never lost (at least once, same ids)."""
         results: list[Delivered] = [Delivered(None)] * len(claimed)
 
         async def work(index: int, item: tuple[NotificationRequestedV1, int, datetime]) -> None:
@@ -174,9 +182,11 @@ class Notifier:
                     outcome.status = RETRYING
                 else:
                     outcome.error = f"{outcome.error} (still failing at the end of the retry window)"
-            await self.store.finish(request, outcome, self.clock(), total=total)
             if outcome.status != RETRYING:
                 results[index] = self._reported(request, outcome, total)
+                if report is not None:
+                    await report(request, results[index])
+            await self.store.finish(request, outcome, self.clock(), total=total)
 
         await per_key([(r.payload.customer_key, item) for item in claimed for r in [item[0]]], work, self.max_in_flight)
         return results

@@ -8,7 +8,9 @@ replicas and across a kill), makes one attempt each, in order per customer, and 
 exponential backoff (`delivery.retry_at`) until it succeeds or `retry_window_s` from the start of
 the delivery has passed; only then is it `failed` (replayable, and for emails and call tasks
 dead-lettered). The status of an email or call task is published when it is final, with the same
-event id as ever: no new status value, the v1 contract is unchanged.
+event id as ever: no new status value, the v1 contract is unchanged. It is published before the
+row is marked final (Kafka outages retried), so a kill or an outage in between repeats the status
+and the attempt (same ids) rather than losing the status.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from typing import Any
 
 from npsloop_platform.bus import Bus
 from npsloop_platform.component import Background
+from npsloop_platform.retry import retrying
 from npsloop_schemas import NotificationRequestedV1, Topics, serialize_event
 
 from .delivery import Clock, utcnow
-from .handlers import Notifier
+from .handlers import Delivered, Notifier
 from .webhook_handlers import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,33 @@ class Redelivery(Background):
     async def ready(self) -> bool:
         return True
 
+    async def _report(self, request: NotificationRequestedV1, result: Delivered) -> None:
+        """The final status event (and a failure's DLQ copy), published before the row is final.
+        A Kafka outage is retried here until stop; stopped, the row stays claimed and comes back."""
+        key = request.payload.customer_key
+        messages: list[tuple[str, bytes, tuple[tuple[str, bytes], ...] | None]] = []
+        if result.report is not None:
+            messages.append((Topics.NOTIFICATION_STATUS, serialize_event(result.report), None))
+        if result.failure is not None:
+            dlq_headers = (
+                ("npsloop-dlq-reason", str(result.failure).encode()[:8000]),
+                ("npsloop-dlq-error-type", type(result.failure).__name__.encode()),
+                ("npsloop-dlq-source", b"notifier-redelivery"),
+                ("npsloop-dlq-group", self.group_id.encode()),
+            )
+            messages.append(
+                (Topics.dlq(Topics.NOTIFICATION_REQUESTED, self.group_id), serialize_event(request), dlq_headers)
+            )
+        for topic, value, extra in messages:
+
+            async def publish(topic: str = topic, value: bytes = value, headers: Any = extra) -> None:
+                if headers is None:
+                    await self.bus.publish(topic, value, key=key)
+                else:
+                    await self.bus.publish(topic, value, key=key, headers=headers)
+
+            await retrying(f"publishing {topic}", publish, stopping=self.stopping)
+
     async def run(self) -> None:
         while not self.stopping.is_set():
             try:
@@ -83,18 +113,5 @@ class Redelivery(Background):
         if jobs:
             await self.webhooks.redeliver(jobs)
         if requests:
-            results = await self.notifier.redeliver(requests)
-            for (request, _, _), result in zip(requests, results, strict=True):
-                key = request.payload.customer_key
-                if result.report is not None:
-                    await self.bus.publish(Topics.NOTIFICATION_STATUS, serialize_event(result.report), key=key)
-                if result.failure is not None:
-                    dlq = Topics.dlq(Topics.NOTIFICATION_REQUESTED, self.group_id)
-                    headers = (
-                        ("npsloop-dlq-reason", str(result.failure).encode()[:8000]),
-                        ("npsloop-dlq-error-type", type(result.failure).__name__.encode()),
-                        ("npsloop-dlq-source", b"notifier-redelivery"),
-                        ("npsloop-dlq-group", self.group_id.encode()),
-                    )
-                    await self.bus.publish(dlq, serialize_event(request), key=key, headers=headers)
+            await self.notifier.redeliver(requests, self._report)
         return len(jobs) + len(requests)
