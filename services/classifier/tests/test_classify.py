@@ -11,7 +11,9 @@ def fixed(label: SentimentLabel, compound: float) -> object:
     return lambda text: Sentiment(label=label, compound=compound, model="fake")
 
 
-def test_band_lineage_themes_and_theme_sentiments(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
+def test_band_lineage_themes_and_theme_sentiments(
+    classifier: Classifier, received: Callable[..., FeedbackReceivedV1]
+) -> None:
     event = received(2, "The cashier was rude and the queue took forever")
     out = classify(event, classifier, "classifier")
     assert out.payload.band is Band.DETRACTOR
@@ -25,7 +27,9 @@ def test_band_lineage_themes_and_theme_sentiments(classifier: Classifier, receiv
     assert {t.theme: t.label for t in out.payload.theme_sentiments} == {"staff": "negative", "waiting_time": "negative"}
 
 
-def test_each_theme_gets_the_sentiment_of_its_own_clause(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
+def test_each_theme_gets_the_sentiment_of_its_own_clause(
+    classifier: Classifier, received: Callable[..., FeedbackReceivedV1]
+) -> None:
     out = classify(received(6, "friendly staff but the queue was endless"), classifier, "c").payload
     assert {t.theme: t.label for t in out.theme_sentiments} == {"staff": "positive", "waiting_time": "negative"}
     out = classify(received(7, "Great prices, but the app keeps crashing and delivery was late"), classifier, "c")
@@ -51,8 +55,12 @@ def test_flags(received: Callable[..., FeedbackReceivedV1]) -> None:
     assert "no_contact" in classify(received(1, None, consent=False), neg, "c").payload.flags
 
 
-def test_pii_is_redacted_in_the_published_comment(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
-    comment = "Refund to DE89 3704 0044 0532 0130 00 or mail ann@example.com, call +49 151 1234567, card 4111 1111 1111 1111"
+def test_pii_is_redacted_in_the_published_comment(
+    classifier: Classifier, received: Callable[..., FeedbackReceivedV1]
+) -> None:
+    comment = (
+        "Refund to DE89 3704 0044 0532 0130 00 or mail ann@example.com, call +49 151 1234567, card 4111 1111 1111 1111"
+    )
     event = received(2, comment)
     out = classify(event, classifier, "c").payload
     assert "contains_pii" in out.flags
@@ -60,18 +68,27 @@ def test_pii_is_redacted_in_the_published_comment(classifier: Classifier, receiv
     assert event.payload.comment == comment  # the input is left as it was
     assert out.feedback.model_copy(update={"comment": comment}) == event.payload
     clean = classify(received(7, "Visited on 2026-11-23, paid 12.50, order 12345678"), classifier, "c").payload
-    assert "contains_pii" not in clean.flags and clean.feedback.comment == "Visited on 2026-11-23, paid 12.50, order 12345678"
+    assert (
+        "contains_pii" not in clean.flags
+        and clean.feedback.comment == "Visited on 2026-11-23, paid 12.50, order 12345678"
+    )
 
 
-def test_another_language_is_unknown_never_a_guess(classifier: Classifier, received: Callable[..., FeedbackReceivedV1]) -> None:
-    out = classify(received(2, "Die Mitarbeiter waren sehr unfreundlich und die Kasse war geschlossen"), classifier, "c")
+def test_another_language_is_unknown_never_a_guess(
+    classifier: Classifier, received: Callable[..., FeedbackReceivedV1]
+) -> None:
+    out = classify(
+        received(2, "Die Mitarbeiter waren sehr unfreundlich und die Kasse war geschlossen"), classifier, "c"
+    )
     assert out.payload.language == "de"
     assert out.payload.sentiment is not None and out.payload.sentiment.label is SentimentLabel.UNKNOWN
     assert "staff" in out.payload.themes  # the taxonomy carries German synonyms
     assert all(t.label is SentimentLabel.UNKNOWN for t in out.payload.theme_sentiments)
 
 
-def test_updated_comment_is_reclassified_with_a_derived_id(classifier: Classifier, received: Callable[..., FeedbackReceivedV1], updated: Callable[..., FeedbackUpdatedV1]) -> None:
+def test_updated_comment_is_reclassified_with_a_derived_id(
+    classifier: Classifier, received: Callable[..., FeedbackReceivedV1], updated: Callable[..., FeedbackUpdatedV1]
+) -> None:
     original = received(3)
     update = updated(original, "Rude staff. Call me on 07700 900123", consent_to_contact=False)
     out = reclassify(update, classifier, "c")
@@ -98,3 +115,38 @@ def test_default_model_is_the_ensemble_and_keeps_vader_thresholds() -> None:
 @pytest.mark.parametrize(("compound", "label"), [(0.05, "positive"), (0.0499, "neutral"), (-0.05, "negative")])
 def test_vader_thresholds(compound: float, label: str) -> None:
     assert label_for(compound) == label
+
+
+def test_ngram_fallback_decides_only_where_the_lexicons_find_nothing() -> None:
+    from npsloop_classifier.sentiment import NgramWeights, model_named, ngrams
+
+    text = "We came by train on Tuesday"  # no lexicon word: the lexicons alone say neutral
+    lexicons = model_named("ensemble")
+    assert isinstance(lexicons, Ensemble) and lexicons(text).label is SentimentLabel.NEUTRAL
+    street = ngrams("tuesday")[0]
+    for weight, label in (
+        (5.0, SentimentLabel.POSITIVE),
+        (-5.0, SentimentLabel.NEGATIVE),
+        (0.1, SentimentLabel.NEUTRAL),
+    ):
+        model = Ensemble(ngram=NgramWeights("t1", [], 0.25, {}, {street: weight}))
+        out = model(text)
+        assert out.label is label and abs(out.compound) <= 0.1, (weight, out)
+        assert out.model == model.name and "ngram-t1" in model.name and model.name != lexicons.name
+        # where the lexicons do find sentiment, the fallback has no say
+        assert model("The staff went above and beyond").label is SentimentLabel.POSITIVE
+    assert ngrams("not good") != ngrams("good") and ngrams("not good")[-1] != ngrams("good")[0]
+
+
+def test_shipped_ngram_fallback_loads_and_is_named() -> None:
+    from npsloop_classifier.sentiment import model_named
+
+    model = model_named("ensemble-ngram")
+    assert isinstance(model, Ensemble) and model.ngram is not None and model.ngram.buckets
+    assert set(model.ngram.trained_on)
+    assert model.name.startswith("npsloop-ensemble-3") and f"ngram-{model.ngram.version}" in model.name
+    # the default keeps the lexicons alone: no evidence is neutral, never a guess
+    default = default_model()
+    assert default.ngram is None and default.name.startswith("npsloop-ensemble-2")
+    for fact in ("The parcel arrived.", "Delivered on Monday", "Bought milk and bread."):
+        assert default(fact).label is SentimentLabel.NEUTRAL, fact

@@ -51,7 +51,9 @@ def test_eval_sentiment_holds_out_each_set(tmp_path: Path, capsys: pytest.Captur
         "c": ["wonderful\t3.1", "dirty\t-1.9", "good value\t1.8", "broken\t-2.2"],
     }
     for name, rows in lines.items():
-        (tmp_path / f"{name}_GroundTruth.txt").write_text("".join(f"{i}\t{r.split(chr(9))[1]}\t{r.split(chr(9))[0]}\n" for i, r in enumerate(rows)))
+        (tmp_path / f"{name}_GroundTruth.txt").write_text(
+            "".join(f"{i}\t{r.split(chr(9))[1]}\t{r.split(chr(9))[0]}\n" for i, r in enumerate(rows))
+        )
     extra = tmp_path / "extra.txt"
     extra.write_text("1\t2.0\tgreat help\n2\t-2.0\tawful mess\n")
     assert eval_sentiment.main(["--data", str(tmp_path), "--set", str(extra)]) == 0
@@ -59,3 +61,6 @@ def test_eval_sentiment_holds_out_each_set(tmp_path: Path, capsys: pytest.Captur
     assert "calib fitted on b_GroundTruth.txt and c_GroundTruth.txt" in out
     assert "calib = the shipped weights" in out and out.count("weighted-F1") >= 4 * 2 * 4
     assert "default - vader" in out
+    # the ngram variant's fallback is fitted held out too, and shown next to the default
+    assert out.count("ngram's fallback (band") == 3 and "ngram's fallback and calib = the shipped weights" in out
+    assert out.count("ngram    weighted-F1") == 4 * 2

@@ -3,8 +3,10 @@
 - `Vader`: plain VADER 3.3.2 (Hutto & Gilbert 2014), the baseline.
 - `Ensemble` (the default, `default_model()`): VADER with a retail and service lexicon on top
   (`data/retail_lexicon.tsv`), averaged with a second shipped lexicon, Pattern's review adjectives
-  (`textblob/en/en-sentiment.xml`, BSD), scored with negation and intensifiers. Nothing is trained,
-  so nothing on the evaluation sets was fitted; `make eval-sentiment` shows it against plain VADER.
+  (`textblob/en/en-sentiment.xml`, BSD), scored with negation and intensifiers. Where the lexicons
+  find no sentiment, a small hashed n-gram logistic regression (`data/sentiment_ngrams.json`,
+  trained by `bench/classifier/train_sentiment.py`) decides; `make eval-sentiment` scores it held
+  out (trained on two sets, tested on the third) against plain VADER.
 
 Labels (the VADER paper's mapping): compound >= 0.05 positive, <= -0.05 negative, else neutral.
 Both models are English only: the handler asks `supports(language)` and records `unknown` for any
@@ -18,6 +20,7 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -73,16 +76,13 @@ class Vader:
         return Sentiment(label=label_for(compound), compound=compound, model=self.name)
 
 
-
 def _words(text: str) -> list[str]:
     return text.split()
 
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _NEGATIONS = frozenset(
-    _words(
-        "not no never nothing nobody none neither nor cannot without hardly barely isnt wasnt dont didnt doesnt"
-    )
+    _words("not no never nothing nobody none neither nor cannot without hardly barely isnt wasnt dont didnt doesnt")
 )
 
 
@@ -215,17 +215,86 @@ def chunks(text: str, size: int = CHUNK) -> list[str]:
     return out or [text[:size]]
 
 
-class Ensemble:
-    """VADER + retail lexicon, averaged with Pattern's lexicon (equal weights, fixed a priori)."""
+NGRAM_BUCKETS = 1 << 18
+NGRAM_DENSE = ("vader", "vader_cubed", "vader_pos", "vader_neg", "pattern", "ensemble")
+_GRAM = re.compile(r"[a-z]+(?:'[a-z]+)?|[!?]")
+_GRAM_NEGATIONS = frozenset(_words("not no never nothing nobody none neither nor cannot without hardly barely"))
 
-    name = "npsloop-ensemble-2 (vader-3.3.2+retail-1, pattern-textblob-0.20)"  # bump on any lexicon change
+
+def ngrams(text: str) -> list[int]:
+    """Hashed unigrams and bigrams of `text`, lowercased; the three words after a negation are
+    marked as negated ("not good" gives n:good, not u:good)."""
+    tokens = _GRAM.findall(text.lower().replace("n't", " not"))
+    out: list[str] = []
+    negated, previous = 0, ""
+    for token in tokens:
+        if token in _GRAM_NEGATIONS:
+            negated, previous = 3, token
+            out.append(f"u:{token}")
+            continue
+        out.append(f"{'n' if negated else 'u'}:{token}")
+        if previous:
+            out.append(f"b:{previous}_{token}")
+        previous = token
+        negated = max(0, negated - 1)
+    return [zlib.crc32(g.encode()) % NGRAM_BUCKETS for g in out]
+
+
+@dataclass(frozen=True)
+class NgramWeights:
+    """A logistic regression of positive vs negative (human mean rating > 0) on the lexicon
+    features and hashed n-grams, with no intercept: a comment with no evidence scores 0, whatever
+    share of positives the training text had. `band`: |score| below it stays neutral."""
+
+    version: str
+    trained_on: list[str]
+    band: float
+    dense: dict[str, float]
+    buckets: dict[int, float]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> NgramWeights:
+        raw = path.read_text("utf-8") if path else _data("sentiment_ngrams.json")
+        data = json.loads(raw)
+        return cls(
+            str(data["version"]),
+            list(data["trained_on"]),
+            float(data["band"]),
+            {k: float(v) for k, v in data["dense"].items()},
+            {int(k): float(v) for k, v in data["buckets"].items()},
+        )
+
+    def score(self, text: str, features: dict[str, float]) -> float:
+        grams = ngrams(text)
+        total = sum(w * features[k] for k, w in self.dense.items())
+        if grams:
+            scale = 1 / math.sqrt(len(grams))
+            total += scale * sum(self.buckets.get(g, 0.0) for g in grams)
+        return total
+
+
+class Ensemble:
+    """VADER + retail lexicon, averaged with Pattern's lexicon (equal weights, fixed a priori): the
+    default. With an n-gram fallback (NPSLOOP_SENTIMENT_MODEL=ensemble-ngram), where that average is
+    in the neutral band (no lexicon word, or words that cancel), the hashed n-gram model
+    (`NgramWeights`, `bench/classifier/train_sentiment.py`) decides, if it is sure enough (|score| >=
+    its band); its compound then stays small (0.05..0.1). Not the default: it gains weighted-F1 on
+    sets that are almost without neutrals by rarely saying neutral ("The parcel arrived." comes out
+    negative), which is a guess where the lexicons rightly found nothing."""
+
     languages = SUPPORTED_LANGUAGES
 
-    def __init__(self, vader_weight: float = 0.5) -> None:
+    def __init__(self, vader_weight: float = 0.5, ngram: NgramWeights | None = None, fallback: bool = False) -> None:
         self.phrases = Phrases(retail_phrases())
         self.vader = Vader({**retail_lexicon(), **self.phrases.tokens})
         self.pattern = PatternLexicon()
         self.vader_weight = vader_weight
+        self.ngram = ngram if ngram is not None else (NgramWeights.load() if fallback else None)
+        # bump "ensemble-N" on any lexicon change; the n-gram version is the weights file's
+        if self.ngram is None:  # the default: the lexicon average alone
+            self.name = "npsloop-ensemble-2 (vader-3.3.2+retail-1, pattern-textblob-0.20)"
+        else:
+            self.name = f"npsloop-ensemble-3 (vader-3.3.2+retail-1, pattern-textblob-0.20, ngram-{self.ngram.version})"
 
     def features(self, text: str) -> dict[str, float]:
         """What the lexicons say about `text`, the inputs of `Calibrated`.
@@ -274,8 +343,17 @@ class Ensemble:
             "ensemble": mean,
         }
 
+    def compound_of(self, text: str, features: dict[str, float]) -> float:
+        mean = features["ensemble"]
+        if abs(mean) >= THRESHOLD or self.ngram is None:
+            return round(mean, 4)
+        s = self.ngram.score(text, features)
+        if s == 0.0 or abs(s) < self.ngram.band:
+            return round(mean, 4)
+        return round(math.copysign(THRESHOLD + 0.05 * math.tanh(abs(s)), s), 4)
+
     def compound(self, text: str) -> float:
-        return round(self.features(text)["ensemble"], 4)
+        return self.compound_of(text, self.features(text))
 
     def __call__(self, text: str) -> Sentiment:
         compound = self.compound(text)
@@ -313,24 +391,27 @@ class Calibrated(Ensemble):
         self.calibration = calibration or Calibration.load()
         self.name = f"npsloop-calibrated-{self.calibration.version} (vader-3.3.2+retail-1, pattern-textblob-0.20)"
 
-    def compound_of(self, features: dict[str, float]) -> float:
+    def calibrated_of(self, features: dict[str, float]) -> float:
         if features["vader_pos"] == 0.0 and features["vader_neg"] == 0.0 and features["pattern"] == 0.0:
             return 0.0
         # tanh keeps -1..1; x2 puts the threshold of 0.05 at a predicted rating of 0.1 on the -4..4 scale
         return round(math.tanh(2 * self.calibration.rating(features)), 4)
 
     def compound(self, text: str) -> float:
-        return self.compound_of(self.features(text))
+        return self.calibrated_of(self.features(text))
 
 
-MODELS = ("ensemble", "calibrated", "vader")
+MODELS = ("ensemble", "ensemble-ngram", "calibrated", "vader")
 
 
 @cache
 def model_named(name: str) -> SentimentModel:
-    """`ensemble` (the default), `calibrated` or `vader` (NPSLOOP_SENTIMENT_MODEL); one per process."""
+    """`ensemble` (the default), `ensemble-ngram` (the ensemble with its n-gram fallback),
+    `calibrated` or `vader` (NPSLOOP_SENTIMENT_MODEL); one per process."""
     if name == "ensemble":
         return Ensemble()
+    if name == "ensemble-ngram":
+        return Ensemble(fallback=True)
     if name == "calibrated":
         return Calibrated()
     if name == "vader":
@@ -339,9 +420,9 @@ def model_named(name: str) -> SentimentModel:
 
 
 def default_model() -> Ensemble:
-    """The model the classifier runs: the untrained ensemble. `make eval-sentiment` shows why the
-    calibrated variant is not the default: held out, it gains on reviews and editorials what it
-    loses on tweets."""
+    """The model the classifier runs: the lexicon ensemble. `make eval-sentiment` shows why neither
+    trained variant is the default: held out, `calibrated` gains on reviews and editorials what it
+    loses on tweets, and `ensemble-ngram` gains by giving up the neutral class."""
     model = model_named("ensemble")
     assert isinstance(model, Ensemble)
     return model
