@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -173,8 +174,15 @@ def create_app(
             for component in components:
                 await component.start()
                 started.append(component)
+            # What exists now (modules, FastAPI's routes, pydantic's validators: ~100,000 objects)
+            # lives as long as the process. Out of the collector's sight, a full collection takes
+            # ~2 ms instead of ~100 ms: under load ingest ran one every second or two, 7% of its
+            # CPU and most of its p99. Unfrozen at shutdown, so a process that starts many apps
+            # (the tests) can still collect what a stopped one left.
+            gc.freeze()
             yield
         finally:
+            gc.unfreeze()
             for component in reversed(started):
                 await component.stop()
 

@@ -34,8 +34,13 @@ def event_id_for(tenant_id: str, idempotency_key: str) -> uuid.UUID:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{tenant_id}:{idempotency_key}")
 
 
+#: json.dumps with these options, made once: json.dumps builds a new encoder on every such call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def body_hash(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    """The digest stored with a claim; it must never change for a body (rows outlive a release)."""
+    return hashlib.sha256(_CANONICAL(body).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Every change is written to `access.audit_log` in the same transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class KeyStore:
     def __init__(self, db: Database, *, cache_ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.db, self.cache_ttl_s, self.clock = db, cache_ttl_s, clock
         self._cache: dict[str, _Cached] = {}
+        self._loading: dict[str, asyncio.Future[Any]] = {}
 
     async def start(self) -> None:
         return None
@@ -68,6 +70,22 @@ class KeyStore:
         cached = self._cache.get(prefix)
         if cached is not None and now - cached.at < self.cache_ttl_s:
             return cached.row
+        # Single flight: when the entry expires under load, the requests in flight for that key all
+        # missed at once and each ran the same query; now they share the first one's.
+        pending = self._loading.get(prefix)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_task(self._load(prefix, now))
+            self._loading[prefix] = pending
+            pending.add_done_callback(lambda done: self._forget_load(prefix, done))
+        return await asyncio.shield(pending)
+
+    def _forget_load(self, prefix: str, done: asyncio.Future[Any]) -> None:
+        if self._loading.get(prefix) is done:
+            del self._loading[prefix]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failure reached its waiters, not the loop's log
+
+    async def _load(self, prefix: str, now: float) -> tuple[str, str, str, list[str] | None, bool] | None:
         async with self.db.session() as session:
             found = (
                 await session.execute(
@@ -77,6 +95,8 @@ class KeyStore:
                 )
             ).first()
         row = None if found is None else (found[0], found[1], found[2], found[3], found[4] is not None)
+        if self._loading.get(prefix) is not asyncio.current_task():
+            return row  # a revocation came meanwhile: do not cache what was read before it
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded: a flood of made-up prefixes cannot grow it forever
         self._cache[prefix] = _Cached(now, row)
@@ -143,6 +163,7 @@ class KeyStore:
                 return False
             session.add(AuditRow(actor=actor, tenant_id=tenant, action="key.revoked", target=prefix, detail={}))
         self._cache.pop(prefix, None)  # this replica at once; the others within cache_ttl_s
+        self._loading.pop(prefix, None)
         return True
 
     async def audit(self, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

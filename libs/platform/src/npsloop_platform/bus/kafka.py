@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTP
@@ -51,6 +52,7 @@ class KafkaBus:
         request_timeout_ms: int = 30_000,
         partitions: int = 3,
         linger_ms: int = 5,
+        max_batch_size: int = 512 * 1024,
         fetch_max_wait_ms: int = 25,
         fetch_min_bytes: int = 16_384,
     ) -> None:
@@ -59,6 +61,9 @@ class KafkaBus:
         self.partitions = partitions
         self._request_timeout_ms = request_timeout_ms
         self._linger_ms = linger_ms
+        # Per partition, what one produce request carries. aiokafka's 16 KiB default split a batch
+        # of 1,000 answers into ~25 requests per partition, each a round of CPU here and in the broker.
+        self._max_batch_size = max_batch_size
         self.fetch_max_wait_ms, self.fetch_min_bytes = fetch_max_wait_ms, fetch_min_bytes
         self._producer: AIOKafkaProducer | None = None
         self._connected = asyncio.Event()
@@ -82,6 +87,7 @@ class KafkaBus:
                 enable_idempotence=True,
                 acks="all",
                 linger_ms=self._linger_ms,
+                max_batch_size=self._max_batch_size,
                 request_timeout_ms=self._request_timeout_ms,
             )
             try:
@@ -151,6 +157,46 @@ class KafkaBus:
         )
         fut.add_done_callback(lambda f: self._check_producer_state(f, producer))
         return fut
+
+    async def send_many(
+        self, topic: str, messages: Sequence[tuple[bytes, str | bytes | None]], *, headers: Headers = ()
+    ) -> list[asyncio.Future[Any]]:
+        """Send many (value, key) messages at once: one record batch per partition instead of one
+        `send` each. The futures resolve when the broker acknowledged; each stands for one batch.
+
+        `send` per message was a fifth of ingest's CPU for a batch of 1,000 (metadata wait, the
+        partitioner, one future and one accumulator append each). Partitions are chosen exactly as
+        `send` chooses them (the producer's own partitioner), so a key stays on its partition.
+        """
+        if self._producer is None:
+            raise BusUnavailable(f"Kafka at {self.bootstrap} is not connected")
+        producer = self._producer
+        physical = self.physical(topic)
+        await producer.client._wait_on_metadata(physical)
+        extra = list(tracing.inject(headers))
+        by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
+        for value, key in messages:
+            raw_key = as_bytes(key)
+            partition = producer._partition(physical, None, key, value, raw_key, value)
+            by_partition.setdefault(partition, []).append((raw_key, value))
+        futures: list[asyncio.Future[Any]] = []
+        for partition, records in by_partition.items():
+            batch = producer.create_batch()
+            for raw_key, value in records:
+                if batch.append(timestamp=None, key=raw_key, value=value, headers=extra) is not None:
+                    continue
+                if batch.record_count():  # full: send it, go on in a new one
+                    futures.append(await producer.send_batch(batch, physical, partition=partition))
+                    batch = producer.create_batch()
+                    if batch.append(timestamp=None, key=raw_key, value=value, headers=extra) is not None:
+                        continue
+                # larger than a whole batch: on its own, as `send` would
+                futures.append(await producer.send(physical, value, key=raw_key, partition=partition, headers=extra))
+            if batch.record_count():
+                futures.append(await producer.send_batch(batch, physical, partition=partition))
+        for fut in futures:
+            fut.add_done_callback(lambda f: self._check_producer_state(f, producer))
+        return futures
 
     def _check_producer_state(self, fut: asyncio.Future[None], producer: AIOKafkaProducer) -> None:
         if fut.cancelled() or not isinstance(fut.exception(), PRODUCER_STATE_LOST):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from npsloop_platform.access.http import SourceDep
 from npsloop_platform.access.keys import Principal
-from npsloop_platform.app import BusDep, settings_dependency, state_of
+from npsloop_platform.app import settings_dependency, state_of
 from npsloop_platform.bus import Bus
 from npsloop_platform.http_edge import StrictJsonRoute, clean_errors
 from npsloop_schemas import Envelope, FeedbackReceivedV1, Topics, serialize_event
@@ -51,13 +51,14 @@ class Accepted(BaseModel):
 
 
 def rate_limit(
-    request: Request, settings: IngestSettings, principal: Principal, response: Response, cost: int = 1
+    request: Request, settings: IngestSettings, principal: Principal, response: Response | None, cost: int = 1
 ) -> tuple[dict[str, str], JSONResponse | None]:
-    """The RateLimit-* headers (for every answer; set on `response` too), and the 429 for a key over its
-    limit, or None."""
+    """The RateLimit-* headers (for every answer; set on `response` too, if given), and the 429 for a
+    key over its limit, or None."""
     verdict = limiter_of(request, settings).check(principal.prefix, cost=cost)
     headers = verdict.headers()
-    response.headers.update(headers)
+    if response is not None:
+        response.headers.update(headers)
     if verdict.allowed:
         return headers, None
     content = {"detail": f"Rate limit of this key exceeded; retry after {verdict.retry_after_s} s."}
@@ -71,6 +72,16 @@ def limiter_of(request: Request, settings: IngestSettings) -> RateLimiter:
         limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         request.app.state.rate_limiter = limiter
     return limiter
+
+
+def parts_of(request: Request) -> tuple[Bus, IngestSettings]:
+    """The bus and settings, read here rather than as dependencies: each dependency FastAPI solves
+    costs CPU on every request, and these two never fail."""
+    state = state_of(request)
+    settings = state.settings
+    if not isinstance(settings, IngestSettings):
+        raise RuntimeError(f"this app runs with {type(settings).__name__}, not IngestSettings")
+    return state.bus, settings
 
 
 def store_of(request: Request) -> IdempotencyStore:
@@ -97,10 +108,15 @@ async def publish_all(
     try:
         async with asyncio.timeout(timeout_s):
             keys = keys if keys is not None else [key_of(e) for e in events]  # type: ignore[arg-type]
-            futures = [
-                await bus.send(Topics.FEEDBACK_RECEIVED, serialize_event(e), key=k)
-                for e, k in zip(events, keys, strict=True)
-            ]
+            send_many = getattr(bus, "send_many", None)  # Kafka: one record batch per partition
+            if send_many is not None and len(events) > 1:
+                messages = [(serialize_event(e), k) for e, k in zip(events, keys, strict=True)]
+                futures = await send_many(Topics.FEEDBACK_RECEIVED, messages)
+            else:
+                futures = [
+                    await bus.send(Topics.FEEDBACK_RECEIVED, serialize_event(e), key=k)
+                    for e, k in zip(events, keys, strict=True)
+                ]
             results = await asyncio.gather(*futures, return_exceptions=True)
     except Exception as exc:  # not connected, timed out
         return exc
@@ -147,15 +163,11 @@ def unavailable(settings: IngestSettings, event_ids: list[str]) -> JSONResponse:
     summary="Submit one NPS answer. 202 means Kafka has durably written it.",
 )
 async def post_feedback(
-    body: FeedbackIn,
-    bus: BusDep,
-    settings: SettingsDep,
-    principal: SourceDep,
-    request: Request,
-    response: Response,
-    idempotency_key: IdempotencyKey = None,
+    body: FeedbackIn, principal: SourceDep, request: Request, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    headers, too_many = rate_limit(request, settings, principal, response)
+    # Every answer is a Response made here, so FastAPI's sub-response (and its headers) is not used.
+    bus, settings = parts_of(request)
+    headers, too_many = rate_limit(request, settings, principal, None)
     if too_many is not None:
         return too_many
     try:
@@ -229,10 +241,9 @@ class BatchResult(BaseModel):
     summary="Submit up to 1,000 answers. One result per item, in order; 200 only after Kafka acknowledged "
     "every accepted item.",
 )
-async def post_batch(
-    batch: BatchIn, bus: BusDep, settings: SettingsDep, principal: SourceDep, request: Request, response: Response
-) -> BatchResult | JSONResponse:
-    _, too_many = rate_limit(request, settings, principal, response, cost=len(batch.items))
+async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> Response:
+    bus, settings = parts_of(request)
+    headers, too_many = rate_limit(request, settings, principal, None, cost=len(batch.items))
     if too_many is not None:
         return too_many
     results: list[ItemResult] = []
@@ -278,6 +289,7 @@ async def post_batch(
         return unavailable(settings, [str(e.event_id) for e, _ in to_publish])
     store.mark_published_later([i for _, i in to_publish])
     count = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")}
-    return BatchResult(
+    result = BatchResult(
         accepted=count["accepted"], duplicates=count["duplicate"], rejected=count["rejected"], results=results
     )
+    return _answer(200, result, headers)
