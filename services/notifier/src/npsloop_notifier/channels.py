@@ -10,6 +10,7 @@ package's header folding cost more CPU than the rest of a delivery.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import mailbox
@@ -41,8 +42,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=1024)
 def envelope_sender(sender: str) -> str:
-    """The bare address of a From header (`npsloop <noreply@x>` -> `noreply@x`)."""
+    """The bare address of a From header (`npsloop <noreply@x>` -> `noreply@x`); one per tenant."""
     return getaddresses([sender])[0][1] or sender
 
 

@@ -9,6 +9,8 @@ which win over ours. A locale falls back `de-AT` -> `de` -> the default locale.
 from __future__ import annotations
 
 import binascii
+import functools
+import time
 import tomllib
 from dataclasses import dataclass
 from email.header import Header
@@ -57,6 +59,9 @@ def load_branding(path: Path | None) -> dict[str, Brand]:
         raise ValueError(f"{path}: cannot read the branding file (NPSLOOP_BRANDING_FILE): {exc}") from None
 
 
+DEFAULT_BRAND = Brand()
+
+
 @dataclass(frozen=True)
 class Rendered:
     subject: str
@@ -86,6 +91,17 @@ class Templates:
         )
         self.names = set(self.env.list_templates())
         self.links, self.branding, self.default_locale = links, branding or {}, default_locale
+        self._compiled: dict[tuple[str, str], tuple[_Compiled, _Compiled, _Compiled]] = {}
+
+    def _templates(self, kind: str, locale: str) -> tuple[_Compiled, _Compiled, _Compiled]:
+        """The subject, text and HTML templates of a kind and locale, loaded once."""
+        found = self._compiled.get((kind, locale))
+        if found is None:
+            subject, text, html = (
+                self.env.get_template(f"{kind}.{locale}.{part}") for part in ("subject", "txt", "html")
+            )
+            found = self._compiled[(kind, locale)] = (_Compiled(subject), _Compiled(text), _Compiled(html))
+        return found
 
     def locale_for(self, kind: str, locale: str | None) -> str:
         wanted = [locale, locale.split("-")[0].split("_")[0]] if locale else []
@@ -110,7 +126,7 @@ class Templates:
             "score": p.score,
             "comment": p.comment,
             "store_id": p.store_id,
-            "brand": self.branding.get(request.tenant_id, Brand()),
+            "brand": self.branding.get(request.tenant_id, DEFAULT_BRAND),
             "lang": locale,
             "unsubscribe_url": unsubscribe,
             "reply_url": None,
@@ -120,10 +136,11 @@ class Templates:
             reply = self.links.token(REPLY, p.delivery_id, request.tenant_id, p.customer_key, p.feedback_event_id)
             context["reply_url"] = self.links.url("/v1/reply", reply)
         try:
-            subject = self.env.get_template(f"{kind}.{locale}.subject").render(context).strip()
+            subject_t, text_t, html_t = self._templates(kind, locale)
+            subject = subject_t.render(context).strip()
             context["subject"] = subject
-            text = self.env.get_template(f"{kind}.{locale}.txt").render(context)
-            html = self.env.get_template(f"{kind}.{locale}.html").render(context)
+            text = text_t.render(context)
+            html = html_t.render(context)
         except jinja2.TemplateError as exc:
             where = f" ({exc.name}:{exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
             raise DeliveryError(
@@ -141,7 +158,8 @@ class Templates:
 
         Built by hand rather than with `email.mime`: its header folding cost more CPU than the rest
         of a delivery. Header values are single lines (CR and LF removed), non-ASCII ones encoded
-        (RFC 2047); both parts are quoted-printable UTF-8.
+        (RFC 2047). A part that is ASCII in lines of at most 998 octets goes as 7bit (RFC 5322 allows
+        it; smaller, and no encoding to do), any other as quoted-printable UTF-8.
         """
         p = request.payload
         if not p.recipient.email:
@@ -153,7 +171,7 @@ class Templates:
             ("From", _address(from_header)),
             ("To", _line(p.recipient.email)),
             ("Subject", _encoded(r.subject)),
-            ("Date", formatdate(usegmt=True)),
+            ("Date", _date()),
             ("Message-ID", f"<{p.delivery_id}@npsloop>"),
             ("MIME-Version", "1.0"),
             ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
@@ -164,16 +182,31 @@ class Templates:
             ("Auto-Submitted", "auto-generated"),
         ]
         head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode()
-        part = b"Content-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
         b = boundary.encode()
         body = b"".join(
             [
-                b"\r\n--" + b + b"\r\n" + part % b"plain" + _qp(r.text),
-                b"\r\n--" + b + b"\r\n" + part % b"html" + _qp(r.html),
+                b"\r\n--" + b + b"\r\n" + _part(b"plain", r.text),
+                b"\r\n--" + b + b"\r\n" + _part(b"html", r.html),
                 b"\r\n--" + b + b"--\r\n",
             ]
         )
         return from_header, head + body
+
+
+class _Compiled:
+    """A template rendered as `Template.render` does, but with its globals merged once rather than
+    per call (Jinja copies the ChainMap of them into every new context, twice)."""
+
+    def __init__(self, template: jinja2.Template) -> None:
+        self.template, self.globals = template, dict(template.globals)
+
+    def render(self, context: dict[str, Any]) -> str:
+        t, env = self.template, self.template.environment
+        try:
+            ctx = env.context_class(env, {**self.globals, **context}, t.name, t.blocks, globals=self.globals)
+            return str(env.concat(t.root_render_func(ctx)))
+        except Exception:
+            return env.handle_exception()  # raises, with the template's lines in the traceback
 
 
 def _line(value: str) -> str:
@@ -185,9 +218,34 @@ def _encoded(value: str) -> str:
     return value if value.isascii() else Header(value, "utf-8").encode()
 
 
+@functools.lru_cache(maxsize=1024)
 def _address(value: str) -> str:
+    """A From header's value (one per tenant, so cached)."""
     name, addr = parseaddr(_line(value))
     return formataddr((name, addr), charset="utf-8") if name else addr
+
+
+_dates: tuple[int, str] = (0, "")  # (the second, its Date header)
+
+
+def _date() -> str:
+    """The Date header (RFC 5322), formatted once per second."""
+    global _dates
+    now = int(time.time())
+    if _dates[0] != now:
+        _dates = (now, formatdate(now, usegmt=True))
+    return _dates[1]
+
+
+_PART = b"Content-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: %s\r\n\r\n"
+
+
+def _part(subtype: bytes, text: str) -> bytes:
+    """One text part: 7bit when it is ASCII in lines of at most 998 octets, else quoted-printable."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    if lines.isascii() and "\x00" not in lines and max(map(len, lines.split("\n"))) <= 998:
+        return _PART % (subtype, b"7bit") + lines.encode().replace(b"\n", b"\r\n")
+    return _PART % (subtype, b"quoted-printable") + _qp(lines)
 
 
 def _qp(text: str) -> bytes:

@@ -1,5 +1,8 @@
 """SQL for webhooks: the WebhookStore port (one round trip per call) and the admin queries.
 
+A delivery's `begin` and grouped `finish` run on the asyncpg connection itself (as in
+`repository.py`); the rest goes through SQLAlchemy.
+
 Every admin query is scoped by tenant in SQL: another tenant's subscription or delivery is
 simply not found (a 404 at the API).
 """
@@ -15,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from npsloop_platform.db import Database
+from npsloop_platform.db import Database, Statement, driver_connection
 
 from .ports import Begun, Outcome, Subscription, WebhookJob
 from .repository import GroupCommit
@@ -29,7 +32,7 @@ _SUBSCRIPTIONS = text(
     """
 )
 
-_BEGIN = text(
+_BEGIN = Statement(
     """
     WITH input AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:subs AS uuid[]), CAST(:events AS uuid[]),
@@ -50,7 +53,7 @@ _BEGIN = text(
     """
 )
 
-_FINISH = text(
+_FINISH = Statement(
     """
     WITH input AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:totals AS int[]),
@@ -160,10 +163,10 @@ class SqlWebhookStore:
             "keys": [j.customer_key for j in jobs],
             "bodies": [j.body for j in jobs],
         }
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(_BEGIN, params)).all()
+        async with driver_connection(self.engine) as conn:
+            rows = await _BEGIN.fetch(conn, params)
         # The statement's snapshot predates its own insert: rows it sees existed before this batch.
-        return {r.delivery_id: Begun(r.status, r.attempts, r.last_error, existed=True) for r in rows}
+        return {r["delivery_id"]: Begun(r["status"], r["attempts"], r["last_error"], existed=True) for r in rows}
 
     async def finish(self, job: WebhookJob, outcome: Outcome, *, total_attempts: int, count: bool = True) -> str | None:
         """The delivery's own round trip, shared with the finishes that queue meanwhile; the
@@ -201,9 +204,9 @@ class SqlWebhookStore:
             "reasons": [v[2] for v in per_sub.values()],
             "threshold": self.disable_after,
         }
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(_FINISH, params)).all()
-        statuses = {r.id: str(r.status) for r in rows}
+        async with driver_connection(self.engine) as conn:
+            rows = await _FINISH.fetch(conn, params)
+        statuses = {r["id"]: str(r["status"]) for r in rows}
         for f in items:
             status = statuses.get(f.job.subscription.id)
             if status is not None and f.count:
