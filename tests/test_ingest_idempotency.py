@@ -136,3 +136,61 @@ async def test_a_batch_answers_per_item_in_order(loop: Loop, client: httpx.Async
     assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"] == ["body", "items"]
     assert (await client.post("/v1/feedback:batch", json={"items": []})).status_code == 422
     assert (await client.post("/v1/feedback:batch", json=[body(5)])).status_code == 422
+
+
+async def test_a_repeat_racing_the_published_mark_is_still_a_duplicate(database_url: str) -> None:
+    """Found by `make test` on real Kafka: a repeat whose claim statement read the row as 'pending'
+    while the background mark of the first publish landed (and left the in-memory acked set) was
+    taken for a crashed claim, answered "accepted" and published a second time."""
+    from sqlalchemy import text
+
+    from npsloop_ingest.idempotency import Claim, Item
+
+    bus = MemoryBus()
+    await bus.start()
+    loop = Loop(bus, database_url, log_json=False)
+    await loop.start()
+    try:
+        store = next(p.extras["idempotency"] for p in loop.parts if "idempotency" in p.extras)
+        item = Item("acme", uuid.uuid4(), "h" * 64)
+        assert await store.claim_now([item]) == [Claim.NEW]
+        key = (item.tenant_id, str(item.event_id))
+        store._acked.add(key)  # Kafka acknowledged it; the 'published' mark is on its way
+        real_connect = store.engine.connect
+
+        class MarkLandsDuringTheStatement:
+            """The claim reads 'pending'; meanwhile the mark commits and leaves `_acked`."""
+
+            def __init__(self) -> None:
+                self.cm = real_connect()
+
+            async def __aenter__(self) -> Any:
+                conn = await self.cm.__aenter__()
+                execute = conn.execute
+
+                async def racing(statement: Any, params: Any = None) -> Any:
+                    result = await execute(statement, params)
+                    rows = result.all()
+                    store._acked.discard(key)
+                    async with real_connect() as other:
+                        await other.execute(
+                            text("UPDATE ingest.accepted SET status = 'published' WHERE event_id = :e"),
+                            {"e": item.event_id},
+                        )
+
+                    class Rows:
+                        def all(self) -> list[Any]:
+                            return rows
+
+                    return Rows()
+
+                return type("RacingConnection", (), {"execute": staticmethod(racing)})()
+
+            async def __aexit__(self, *exc: Any) -> Any:
+                return await self.cm.__aexit__(*exc)
+
+        store.engine = type("E", (), {"connect": lambda self: MarkLandsDuringTheStatement()})()
+        assert await store.claim_now([item]) == [Claim.DUPLICATE]
+    finally:
+        await loop.stop()
+        await bus.stop()

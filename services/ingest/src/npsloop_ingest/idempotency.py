@@ -212,6 +212,10 @@ class IdempotencyStore:
             "keys": [i.customer_key for i in items],
             "stores": [i.store_id for i in items],
         }
+        # Which of these Kafka acknowledged, taken BEFORE the statement: a mark that lands while the
+        # statement runs (after its snapshot) leaves `_acked` meanwhile, and the row read 'pending'
+        # would then look like a crashed claim and be published again.
+        acked = {(i.tenant_id, str(i.event_id)) for i in items} & self._acked
         async with self.engine.connect() as conn:
             rows = (await conn.execute(_CLAIM, params)).all()
         # The statement's snapshot predates its insert: the rows it returns existed before.
@@ -231,7 +235,7 @@ class IdempotencyStore:
             elif prior[0] != item.body_hash:
                 out.append(Claim.CONFLICT)
             else:
-                done = prior[1] == "published" or key in self._acked  # acked here, mark on its way
+                done = prior[1] == "published" or key in acked  # acked here, mark on its way
                 out.append(Claim.DUPLICATE if done else Claim.RETRY)
         return out
 
@@ -267,6 +271,7 @@ class IdempotencyStore:
 
     async def find(self, tenant_id: str, event_id: uuid.UUID) -> Accepted | None:
         """An answer this tenant posted and Kafka acknowledged (or is acknowledging), or None."""
+        acked = (tenant_id, str(event_id)) in self._acked  # before the read, as in claim_now
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -279,7 +284,7 @@ class IdempotencyStore:
             ).first()
         if row is None:
             return None
-        published = row[0] == "published" or (tenant_id, str(event_id)) in self._acked
+        published = row[0] == "published" or acked
         return Accepted(published=published, customer_key=row[1], store_id=row[2])
 
     async def purge(self, older_than_s: float) -> int:
