@@ -306,13 +306,8 @@ class EventConsumer(Background):
     ) -> None:
         reason = reason_of(exc)
         dlq = Topics.dlq(msg.topic, self.group_id)
-        headers = [
-            *msg.headers,
-            ("npsloop-dlq-reason", reason.encode()[:8000]),
-            ("npsloop-dlq-error-type", type(exc).__name__.encode()),
-            ("npsloop-dlq-source", f"{msg.topic}[{msg.partition}]@{msg.offset}".encode()),
-            ("npsloop-dlq-group", self.group_id.encode()),
-        ]
+        source = f"{msg.topic}[{msg.partition}]@{msg.offset}"
+        headers = [*msg.headers, *dlq_headers(reason, exc, source, self.group_id)]
         log.error(
             "dead-lettering %s[%d]@%d to %s: %s",
             msg.topic,
@@ -333,3 +328,13 @@ def reason_of(exc: BaseException) -> str:
         parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors(include_url=False)]
         return "validation failed: " + "; ".join(parts)
     return f"{type(exc).__name__}: {exc}"
+
+
+def dlq_headers(reason: str, exc: BaseException, source: str, group: str) -> list[tuple[str, bytes]]:
+    """The four `npsloop-dlq-*` headers every dead-lettered message carries (README, AsyncAPI)."""
+    return [
+        ("npsloop-dlq-reason", reason.encode()[:8000]),
+        ("npsloop-dlq-error-type", type(exc).__name__.encode()),
+        ("npsloop-dlq-source", source.encode()),
+        ("npsloop-dlq-group", group.encode()),
+    ]

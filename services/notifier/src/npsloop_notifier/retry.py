@@ -22,6 +22,7 @@ from typing import Any
 
 from npsloop_platform.bus import Bus
 from npsloop_platform.component import Background
+from npsloop_platform.consumer import dlq_headers
 from npsloop_platform.retry import retrying
 from npsloop_schemas import NotificationRequestedV1, Topics, serialize_event
 
@@ -66,14 +67,9 @@ class Redelivery(Background):
         if result.report is not None:
             messages.append((Topics.NOTIFICATION_STATUS, serialize_event(result.report), None))
         if result.failure is not None:
-            dlq_headers = (
-                ("npsloop-dlq-reason", str(result.failure).encode()[:8000]),
-                ("npsloop-dlq-error-type", type(result.failure).__name__.encode()),
-                ("npsloop-dlq-source", b"notifier-redelivery"),
-                ("npsloop-dlq-group", self.group_id.encode()),
-            )
+            headers = tuple(dlq_headers(str(result.failure), result.failure, "notifier-redelivery", self.group_id))
             messages.append(
-                (Topics.dlq(Topics.NOTIFICATION_REQUESTED, self.group_id), serialize_event(request), dlq_headers)
+                (Topics.dlq(Topics.NOTIFICATION_REQUESTED, self.group_id), serialize_event(request), headers)
             )
         for topic, value, extra in messages:
 
