@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from npsloop_platform.db import Database
+from npsloop_platform.db import Database, Statement, driver_connection
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Item:
     store_id: str | None = None
 
 
-_CLAIM = text(
+_CLAIM = Statement(
     """
     WITH input AS (
         SELECT * FROM unnest(
@@ -82,6 +82,19 @@ _CLAIM = text(
     SELECT a.tenant_id, a.event_id::text, a.body_hash, a.status FROM ingest.accepted AS a
     JOIN input USING (tenant_id, event_id)
     """
+)
+
+
+_MARK = Statement(
+    "UPDATE ingest.accepted SET status = 'published' WHERE (tenant_id, event_id) IN "
+    "(SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
+)
+_MARK_AND_RELEASE = Statement(
+    "WITH p AS (UPDATE ingest.accepted SET status = 'published' "
+    "WHERE (tenant_id, event_id) IN (SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
+    " RETURNING 1) "
+    "DELETE FROM ingest.accepted WHERE status = 'pending' AND (tenant_id, event_id) IN "
+    "(SELECT * FROM unnest(CAST(:rt AS text[]), CAST(:ri AS uuid[])))"
 )
 
 
@@ -216,8 +229,8 @@ class IdempotencyStore:
         # statement runs (after its snapshot) leaves `_acked` meanwhile, and the row read 'pending'
         # would then look like a crashed claim and be published again.
         acked = {(i.tenant_id, str(i.event_id)) for i in items} & self._acked
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(_CLAIM, params)).all()
+        async with driver_connection(self.engine) as conn:  # asyncpg: a fraction of SQLAlchemy's CPU
+            rows = await _CLAIM.fetch(conn, params)
         # The statement's snapshot predates its insert: the rows it returns existed before.
         before = {(r[0], r[1]): (r[2], r[3]) for r in rows}
         out: list[Claim] = []
@@ -243,24 +256,12 @@ class IdempotencyStore:
         """Mark what Kafka acknowledged; release the claims whose publish failed (one round trip)."""
         if not published and not released:
             return
-        async with self.engine.connect() as conn:
+        async with driver_connection(self.engine) as conn:
             if not released:
-                await conn.execute(
-                    text(
-                        "UPDATE ingest.accepted SET status = 'published' WHERE (tenant_id, event_id) IN "
-                        "(SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
-                    ),
-                    {"pt": [i.tenant_id for i in published], "pi": [i.event_id for i in published]},
-                )
+                await _MARK.fetch(conn, {"pt": [i.tenant_id for i in published], "pi": [i.event_id for i in published]})
                 return
-            await conn.execute(
-                text(
-                    "WITH p AS (UPDATE ingest.accepted SET status = 'published' "
-                    "WHERE (tenant_id, event_id) IN (SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
-                    " RETURNING 1) "
-                    "DELETE FROM ingest.accepted WHERE status = 'pending' AND (tenant_id, event_id) IN "
-                    "(SELECT * FROM unnest(CAST(:rt AS text[]), CAST(:ri AS uuid[])))"
-                ),
+            await _MARK_AND_RELEASE.fetch(
+                conn,
                 {
                     "pt": [i.tenant_id for i in published],
                     "pi": [i.event_id for i in published],
