@@ -191,7 +191,9 @@ async def accept_one(app: Starlette, principal: Principal, body: FeedbackIn, ide
         return JSONResponse(status_code=403, content={"detail": str(exc)})
     store = store_of(app)
     (claim,) = await store.claim([item])
-    accepted = Accepted(event_id=event.event_id, correlation_id=event.correlation_id, topic=Topics.FEEDBACK_RECEIVED)
+    accepted = Accepted.model_construct(
+        status="accepted", event_id=event.event_id, correlation_id=event.correlation_id, topic=Topics.FEEDBACK_RECEIVED
+    )
     if claim is Claim.CONFLICT:
         return JSONResponse(
             status_code=409,
@@ -201,8 +203,8 @@ async def accept_one(app: Starlette, principal: Principal, body: FeedbackIn, ide
             },
         )
     if claim is Claim.DUPLICATE:
-        return _answer(200, accepted.model_copy(update={"status": "duplicate"}), headers)
-    failure = await publish_all(bus, [event], settings.publish_timeout_s)
+        return _answer(200, Accepted.model_construct(**{**dict(accepted), "status": "duplicate"}), headers)
+    failure = await publish_all(bus, [event], settings.publish_timeout_s, [item.customer_key or key_of(event)])
     if failure is not None:
         await store.settle([], [item])
         log.warning("feedback not accepted: %s", failure, extra={"event_id": str(event.event_id)})
@@ -268,7 +270,7 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
             event, item = prepare(ITEM.validate_python(raw), principal, None, settings.source_name)
         except ValidationError as exc:
             errors = [{**e, "loc": ["items", index, *e["loc"]]} for e in clean_errors(exc.errors())]
-            results.append(ItemResult(index=index, status="rejected", errors=errors))
+            results.append(ItemResult.model_construct(index=index, status="rejected", event_id=None, errors=errors))
             continue
         except OutOfScope as exc:
             results.append(
@@ -279,7 +281,7 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
                 )
             )
             continue
-        results.append(ItemResult(index=index, status="accepted", event_id=event.event_id))
+        results.append(ItemResult.model_construct(index=index, status="accepted", event_id=event.event_id, errors=None))
         prepared.append((index, event, item))
     store = store_of(request)
     claims = await store.claim([item for _, _, item in prepared])
@@ -294,10 +296,17 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
                 errors=[{"loc": ["items", index, "event_id"], "msg": msg, "type": "conflict"}],
             )
         elif claim is Claim.DUPLICATE:
-            results[index] = ItemResult(index=index, status="duplicate", event_id=event.event_id)
+            results[index] = ItemResult.model_construct(
+                index=index, status="duplicate", event_id=event.event_id, errors=None
+            )
         else:
             to_publish.append((event, item))
-    failure = await publish_all(bus, [e for e, _ in to_publish], settings.publish_timeout_s)
+    failure = await publish_all(
+        bus,
+        [e for e, _ in to_publish],
+        settings.publish_timeout_s,
+        [i.customer_key or key_of(e) for e, i in to_publish],
+    )
     if failure is not None:
         await store.settle([], [i for _, i in to_publish])
         log.warning("batch of %d not accepted: %s", len(to_publish), failure)
