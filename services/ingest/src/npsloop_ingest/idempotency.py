@@ -146,7 +146,9 @@ class IdempotencyStore:
         self._claims = _GroupCommit(self._claim_rounds)
         # Marks are off the request's path, so they can wait 20 ms to share a statement.
         self._settles = _GroupCommit(self._settle_rounds, window_s=0.02)
-        self._background: set[asyncio.Task[None]] = set()
+        self.mark_window_s = 0.02
+        self._marks: list[Item] = []  # acknowledged by Kafka, queued for the background mark
+        self._marker: asyncio.Task[None] | None = None
         self._acked: set[tuple[str, str]] = set()  # acknowledged by Kafka, mark not yet written
 
     async def claim(self, items: Sequence[Item]) -> list[Claim]:
@@ -161,27 +163,31 @@ class IdempotencyStore:
 
     def mark_published_later(self, published: Sequence[Item]) -> None:
         """Mark in the background: the 202 does not wait for it. If the process dies before the
-        mark, the claim stays 'pending' and a retry publishes again (downstream dedupes)."""
-        keys = [(i.tenant_id, str(i.event_id)) for i in published]
-        self._acked.update(keys)
+        mark, the claim stays 'pending' and a retry publishes again (downstream dedupes). One
+        background task writes whatever queued meanwhile, not a task per answer."""
+        self._acked.update((i.tenant_id, str(i.event_id)) for i in published)
+        self._marks.extend(published)
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.get_running_loop().create_task(self._mark_queued(), name="idempotency-marks")
 
-        async def mark() -> None:
+    async def _mark_queued(self) -> None:
+        while self._marks:
+            await asyncio.sleep(self.mark_window_s)  # let more answers join this statement
+            batch, self._marks = self._marks, []
             try:
-                await self.settle(published, [])
+                await self.settle_now(batch, [])
+            except Exception as exc:  # stays 'pending': a retry of these publishes again (deduped downstream)
+                log.warning("could not mark %d published claims: %s", len(batch), type(exc).__name__)
             finally:
-                self._acked.difference_update(keys)
-
-        task = asyncio.get_running_loop().create_task(mark())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+                self._acked.difference_update((i.tenant_id, str(i.event_id)) for i in batch)
 
     async def stop(self) -> None:
         if self._purger is not None:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
             self._purger = None
-        if self._background:  # marks still under way: let them land
-            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._marker is not None:  # marks still under way: let them land
+            await asyncio.gather(self._marker, return_exceptions=True)
 
     async def _claim_rounds(self, rounds: list[list[Item]]) -> list[list[Claim]]:
         flat = [item for items in rounds for item in items]
