@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import text
@@ -64,6 +65,11 @@ class Item:
     body_hash: str
     customer_key: str | None = None
     store_id: str | None = None
+
+    @cached_property
+    def ref(self) -> tuple[str, str]:
+        """(tenant, event id as text): how the rows and the acknowledged set name it."""
+        return (self.tenant_id, str(self.event_id))
 
 
 _CLAIM = Statement(
@@ -178,7 +184,7 @@ class IdempotencyStore:
         """Mark in the background: the 202 does not wait for it. If the process dies before the
         mark, the claim stays 'pending' and a retry publishes again (downstream dedupes). One
         background task writes whatever queued meanwhile, not a task per answer."""
-        self._acked.update((i.tenant_id, str(i.event_id)) for i in published)
+        self._acked.update(i.ref for i in published)
         self._marks.extend(published)
         if self._marker is None or self._marker.done():
             self._marker = asyncio.get_running_loop().create_task(self._mark_queued(), name="idempotency-marks")
@@ -192,7 +198,7 @@ class IdempotencyStore:
             except Exception as exc:  # stays 'pending': a retry of these publishes again (deduped downstream)
                 log.warning("could not mark %d published claims: %s", len(batch), type(exc).__name__)
             finally:
-                self._acked.difference_update((i.tenant_id, str(i.event_id)) for i in batch)
+                self._acked.difference_update(i.ref for i in batch)
 
     async def stop(self) -> None:
         if self._purger is not None:
@@ -247,7 +253,7 @@ class IdempotencyStore:
         # Which of these Kafka acknowledged, taken BEFORE the statement: a mark that lands while the
         # statement runs (after its snapshot) leaves `_acked` meanwhile, and the row read 'pending'
         # would then look like a crashed claim and be published again.
-        acked = {(i.tenant_id, str(i.event_id)) for i in items} & self._acked
+        acked = {i.ref for i in items if i.ref in self._acked}
         async with driver_connection(self.engine) as conn:  # asyncpg: a fraction of SQLAlchemy's CPU
             rows = await _CLAIM.fetch(conn, params)
             # The statement's snapshot predates its insert: the rows it joins existed before; the
@@ -255,7 +261,7 @@ class IdempotencyStore:
             # same time (another request, another replica): read what that one wrote.
             mine = {(r[0], r[1]) for r in rows if r[4]}
             before = {(r[0], r[1]): (r[2], r[3]) for r in rows if not r[4]}
-            raced = {(i.tenant_id, str(i.event_id)) for i in items} - mine - before.keys()
+            raced = {i.ref for i in items} - mine - before.keys()
             if raced:
                 ids = sorted(raced)
                 reread = await _REREAD.fetch(
@@ -267,7 +273,7 @@ class IdempotencyStore:
         out: list[Claim] = []
         first_hash: dict[tuple[str, str], str] = {}
         for item in items:
-            key = (item.tenant_id, str(item.event_id))
+            key = item.ref
             prior = before.get(key)
             if key in first_hash:  # the same id again within these items
                 reference = prior[0] if prior is not None else first_hash[key]
