@@ -85,10 +85,12 @@ _CLAIM = Statement(
         ON CONFLICT DO NOTHING
         RETURNING tenant_id, event_id
     )
-    SELECT a.tenant_id, a.event_id::text, a.body_hash, a.status, false AS mine FROM ingest.accepted AS a
+    SELECT a.tenant_id, a.event_id::text, a.body_hash, a.status, false AS raced FROM ingest.accepted AS a
     JOIN input USING (tenant_id, event_id)
     UNION ALL
-    SELECT tenant_id, event_id::text, NULL, NULL, true FROM inserted
+    SELECT i.tenant_id, i.event_id::text, NULL, NULL, true FROM input AS i
+    WHERE NOT EXISTS (SELECT 1 FROM inserted AS n WHERE n.tenant_id = i.tenant_id AND n.event_id = i.event_id)
+    AND NOT EXISTS (SELECT 1 FROM ingest.accepted AS a WHERE a.tenant_id = i.tenant_id AND a.event_id = i.event_id)
     """
 )
 #: The rows of ids another statement claimed while ours ran (committed by now: ours waited for it).
@@ -256,12 +258,12 @@ class IdempotencyStore:
         acked = {i.ref for i in items if i.ref in self._acked}
         async with driver_connection(self.engine) as conn:  # asyncpg: a fraction of SQLAlchemy's CPU
             rows = await _CLAIM.fetch(conn, params)
-            # The statement's snapshot predates its insert: the rows it joins existed before; the
-            # rows it inserted are ours. An id in neither was claimed by a statement running at the
-            # same time (another request, another replica): read what that one wrote.
-            mine = {(r[0], r[1]) for r in rows if r[4]}
+            # The statement's snapshot predates its insert: the rows it joins existed before. It
+            # returns no row for what it inserted (most of a batch: nothing to decode), and flags
+            # the ids it neither found nor inserted: claimed by a statement running at the same
+            # time (another request, another replica). Read what that one wrote.
             before = {(r[0], r[1]): (r[2], r[3]) for r in rows if not r[4]}
-            raced = {i.ref for i in items} - mine - before.keys()
+            raced = {(r[0], r[1]) for r in rows if r[4]}
             if raced:
                 ids = sorted(raced)
                 reread = await _REREAD.fetch(
