@@ -156,41 +156,28 @@ async def test_a_repeat_racing_the_published_mark_is_still_a_duplicate(database_
         assert await store.claim_now([item]) == [Claim.NEW]
         key = (item.tenant_id, str(item.event_id))
         store._acked.add(key)  # Kafka acknowledged it; the 'published' mark is on its way
-        real_connect = store.engine.connect
+        from npsloop_ingest import idempotency
+
+        real_claim = idempotency._CLAIM
 
         class MarkLandsDuringTheStatement:
             """The claim reads 'pending'; meanwhile the mark commits and leaves `_acked`."""
 
-            def __init__(self) -> None:
-                self.cm = real_connect()
+            async def fetch(self, conn: Any, params: Any) -> Any:
+                rows = await real_claim.fetch(conn, params)
+                store._acked.discard(key)
+                async with store.engine.connect() as other:
+                    await other.execute(
+                        text("UPDATE ingest.accepted SET status = 'published' WHERE event_id = :e"),
+                        {"e": item.event_id},
+                    )
+                return rows
 
-            async def __aenter__(self) -> Any:
-                conn = await self.cm.__aenter__()
-                execute = conn.execute
-
-                async def racing(statement: Any, params: Any = None) -> Any:
-                    result = await execute(statement, params)
-                    rows = result.all()
-                    store._acked.discard(key)
-                    async with real_connect() as other:
-                        await other.execute(
-                            text("UPDATE ingest.accepted SET status = 'published' WHERE event_id = :e"),
-                            {"e": item.event_id},
-                        )
-
-                    class Rows:
-                        def all(self) -> list[Any]:
-                            return rows
-
-                    return Rows()
-
-                return type("RacingConnection", (), {"execute": staticmethod(racing)})()
-
-            async def __aexit__(self, *exc: Any) -> Any:
-                return await self.cm.__aexit__(*exc)
-
-        store.engine = type("E", (), {"connect": lambda self: MarkLandsDuringTheStatement()})()
-        assert await store.claim_now([item]) == [Claim.DUPLICATE]
+        idempotency._CLAIM = MarkLandsDuringTheStatement()  # type: ignore[assignment]
+        try:
+            assert await store.claim_now([item]) == [Claim.DUPLICATE]
+        finally:
+            idempotency._CLAIM = real_claim
     finally:
         await loop.stop()
         await bus.stop()

@@ -90,4 +90,5 @@ class Loop:
             extras={k: v for p in self.parts for k, v in p.extras.items()},
             embedded=self,
         )
-        return create_app("npsloop (embedded)", components, self.routers, state)
+        middleware = [m for p in self.parts for m in p.middleware]
+        return create_app("npsloop (embedded)", components, self.routers, state, middleware)

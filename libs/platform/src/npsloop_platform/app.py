@@ -48,6 +48,9 @@ class ServiceParts:
     consumers: list[EventConsumer] = field(default_factory=list)
     keys: Any = None  # an access.KeyStore, when the service serves authenticated routes
     extras: dict[str, Any] = field(default_factory=dict)  # service-specific parts routes need, by name
+    # ASGI middleware classes run innermost, after the body limit, security headers and metrics
+    # (ingest's fast path for POST /v1/feedback).
+    middleware: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -163,9 +166,11 @@ def create_app(
     components: Sequence[Component],
     routers: Sequence[APIRouter],
     state: AppState,
+    middleware: Sequence[Any] = (),
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """Components start in order and stop in reverse order (SIGTERM -> uvicorn -> lifespan exit)."""
+    """Components start in order and stop in reverse order (SIGTERM -> uvicorn -> lifespan exit).
+    `middleware`: ASGI middleware classes that run innermost, in this order."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -189,6 +194,8 @@ def create_app(
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
     state.components = list(components)
     app.state.npsloop = state
+    for cls in reversed(middleware):  # each add_middleware wraps what is there: added first, runs innermost
+        app.add_middleware(cls)
     add_http_hygiene(app, getattr(state.settings, "cors_origins", []))
     app.add_middleware(
         BodyLimit,
@@ -249,5 +256,6 @@ def create_service_app(
         [bus, *parts.components, *([tracing.TracingComponent()] if tracing.enabled() else [])],
         parts.routers,
         AppState(bus=bus, settings=settings, db=parts.db, keys=parts.keys, extras=parts.extras),
+        parts.middleware,
         **fastapi_kwargs,
     )

@@ -120,24 +120,37 @@ def clean_errors(errors: Any) -> list[dict[str, Any]]:
 UNAVAILABLE = {"detail": "A dependency (database or broker) is unavailable right now; retry the same request."}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    from sqlalchemy.exc import DBAPIError
-
+def outage_response(exc: BaseException) -> JSONResponse | None:
+    """A Postgres or Kafka outage in a request is a 503 with Retry-After (a client retries the same
+    request: idempotent by event id), never a 500 that a client may treat as final. None: a fault."""
     from .retry import is_transient
 
-    async def outage(request: Request, exc: Exception) -> JSONResponse:
-        """A Postgres or Kafka outage in a request is a 503 with Retry-After (a client retries the
-        same request: idempotent by event id), never a 500 that a client may treat as final."""
-        if is_transient(exc):
-            return JSONResponse(status_code=503, content=UNAVAILABLE, headers={"Retry-After": "1"})
-        raise exc
+    if isinstance(exc, _outage_types()) and is_transient(exc):
+        return JSONResponse(status_code=503, content=UNAVAILABLE, headers={"Retry-After": "1"})
+    return None
 
-    for exc_type in (DBAPIError, OSError):
-        app.add_exception_handler(exc_type, outage)
+
+def _outage_types() -> tuple[type[Exception], ...]:
+    """What may signal an outage: database errors, socket errors, Kafka errors (if aiokafka is there)."""
+    from sqlalchemy.exc import DBAPIError
+
+    types: tuple[type[Exception], ...] = (DBAPIError, OSError)
     with contextlib.suppress(ImportError):
         from aiokafka.errors import KafkaError
 
-        app.add_exception_handler(KafkaError, outage)
+        types += (KafkaError,)
+    return types
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def outage(request: Request, exc: Exception) -> JSONResponse:
+        response = outage_response(exc)
+        if response is None:
+            raise exc
+        return response
+
+    for exc_type in _outage_types():
+        app.add_exception_handler(exc_type, outage)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -160,12 +173,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(key)
-        seen[key] = value
+    seen = dict(pairs)  # in C; a key repeated makes it shorter
+    if len(seen) != len(pairs):
+        names: set[str] = set()
+        for key, _ in pairs:
+            if key in names:
+                raise ValueError(key)
+            names.add(key)
     return seen
+
+
+def loads_strict(body: bytes) -> Any:
+    """The body as JSON, refusing a repeated key (json.JSONDecodeError) and malformed UTF-8
+    (UnicodeDecodeError), as StrictJsonRequest parses it."""
+    text = body.decode()
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            raise
+        raise json.JSONDecodeError(f"duplicate key {exc.args[0]!r}", text, 0) from None
 
 
 class StrictJsonRequest(Request):
@@ -174,13 +201,7 @@ class StrictJsonRequest(Request):
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            text = (await self.body()).decode()
-            try:
-                self._json = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-            except ValueError as exc:
-                if isinstance(exc, json.JSONDecodeError):
-                    raise
-                raise json.JSONDecodeError(f"duplicate key {exc.args[0]!r}", text, 0) from None
+            self._json = loads_strict(await self.body())
         return self._json
 
 

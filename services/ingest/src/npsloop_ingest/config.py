@@ -8,6 +8,13 @@ from npsloop_platform.settings import DatabaseSettings
 class IngestSettings(DatabaseSettings):
     """Ingest reads API keys from PostgreSQL (the `access` schema), so it needs DATABASE_URL too."""
 
+    kafka_linger_ms: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Producer batching delay. 0 for ingest: every answer waits for its ack, and the posts "
+        "that arrive while a produce request is in flight are batched anyway.",
+    )
     source_name: str = Field(default="npsloop-ingest", description="The envelope's `source`.")
     publish_timeout_s: float = Field(
         default=5.0, gt=0, description="How long ingest waits for a Kafka ack before answering 503."

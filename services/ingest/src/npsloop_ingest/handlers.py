@@ -126,16 +126,16 @@ class FeedbackIn(FeedbackReceivedPayloadV1):
 def to_event(body: FeedbackIn, source: str, tenant_id: str) -> FeedbackReceivedV1:
     """The feedback.received.v1 event for a posted answer; its event_id is the caller's, if given."""
     event_id = body.event_id or uuid.uuid4()
-    payload = FeedbackReceivedPayloadV1.model_validate(
-        body.model_dump(exclude={"tenant_id", "event_id", "occurred_at"})
-    )
+    # The body is the payload: FeedbackIn is a FeedbackReceivedPayloadV1, validated as strictly or
+    # more, and a field serializes as its declared type, so tenant_id, event_id and occurred_at
+    # stay out of the payload. Dumping and validating it again cost a fifth of a post's CPU.
     return FeedbackReceivedV1(
         event_id=event_id,
         occurred_at=body.occurred_at or utcnow(),
         tenant_id=tenant_id,
         source=source,
         correlation_id=event_id,
-        payload=payload,
+        payload=body,
     )
 
 

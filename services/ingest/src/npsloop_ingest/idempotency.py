@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from npsloop_platform.db import Database
+from npsloop_platform.db import Database, Statement, driver_connection
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Item:
     store_id: str | None = None
 
 
-_CLAIM = text(
+_CLAIM = Statement(
     """
     WITH input AS (
         SELECT * FROM unnest(
@@ -82,6 +82,19 @@ _CLAIM = text(
     SELECT a.tenant_id, a.event_id::text, a.body_hash, a.status FROM ingest.accepted AS a
     JOIN input USING (tenant_id, event_id)
     """
+)
+
+
+_MARK = Statement(
+    "UPDATE ingest.accepted SET status = 'published' WHERE (tenant_id, event_id) IN "
+    "(SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
+)
+_MARK_AND_RELEASE = Statement(
+    "WITH p AS (UPDATE ingest.accepted SET status = 'published' "
+    "WHERE (tenant_id, event_id) IN (SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
+    " RETURNING 1) "
+    "DELETE FROM ingest.accepted WHERE status = 'pending' AND (tenant_id, event_id) IN "
+    "(SELECT * FROM unnest(CAST(:rt AS text[]), CAST(:ri AS uuid[])))"
 )
 
 
@@ -133,7 +146,9 @@ class IdempotencyStore:
         self._claims = _GroupCommit(self._claim_rounds)
         # Marks are off the request's path, so they can wait 20 ms to share a statement.
         self._settles = _GroupCommit(self._settle_rounds, window_s=0.02)
-        self._background: set[asyncio.Task[None]] = set()
+        self.mark_window_s = 0.02
+        self._marks: list[Item] = []  # acknowledged by Kafka, queued for the background mark
+        self._marker: asyncio.Task[None] | None = None
         self._acked: set[tuple[str, str]] = set()  # acknowledged by Kafka, mark not yet written
 
     async def claim(self, items: Sequence[Item]) -> list[Claim]:
@@ -148,27 +163,31 @@ class IdempotencyStore:
 
     def mark_published_later(self, published: Sequence[Item]) -> None:
         """Mark in the background: the 202 does not wait for it. If the process dies before the
-        mark, the claim stays 'pending' and a retry publishes again (downstream dedupes)."""
-        keys = [(i.tenant_id, str(i.event_id)) for i in published]
-        self._acked.update(keys)
+        mark, the claim stays 'pending' and a retry publishes again (downstream dedupes). One
+        background task writes whatever queued meanwhile, not a task per answer."""
+        self._acked.update((i.tenant_id, str(i.event_id)) for i in published)
+        self._marks.extend(published)
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.get_running_loop().create_task(self._mark_queued(), name="idempotency-marks")
 
-        async def mark() -> None:
+    async def _mark_queued(self) -> None:
+        while self._marks:
+            await asyncio.sleep(self.mark_window_s)  # let more answers join this statement
+            batch, self._marks = self._marks, []
             try:
-                await self.settle(published, [])
+                await self.settle_now(batch, [])
+            except Exception as exc:  # stays 'pending': a retry of these publishes again (deduped downstream)
+                log.warning("could not mark %d published claims: %s", len(batch), type(exc).__name__)
             finally:
-                self._acked.difference_update(keys)
-
-        task = asyncio.get_running_loop().create_task(mark())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+                self._acked.difference_update((i.tenant_id, str(i.event_id)) for i in batch)
 
     async def stop(self) -> None:
         if self._purger is not None:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
             self._purger = None
-        if self._background:  # marks still under way: let them land
-            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._marker is not None:  # marks still under way: let them land
+            await asyncio.gather(self._marker, return_exceptions=True)
 
     async def _claim_rounds(self, rounds: list[list[Item]]) -> list[list[Claim]]:
         flat = [item for items in rounds for item in items]
@@ -216,8 +235,8 @@ class IdempotencyStore:
         # statement runs (after its snapshot) leaves `_acked` meanwhile, and the row read 'pending'
         # would then look like a crashed claim and be published again.
         acked = {(i.tenant_id, str(i.event_id)) for i in items} & self._acked
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(_CLAIM, params)).all()
+        async with driver_connection(self.engine) as conn:  # asyncpg: a fraction of SQLAlchemy's CPU
+            rows = await _CLAIM.fetch(conn, params)
         # The statement's snapshot predates its insert: the rows it returns existed before.
         before = {(r[0], r[1]): (r[2], r[3]) for r in rows}
         out: list[Claim] = []
@@ -243,24 +262,12 @@ class IdempotencyStore:
         """Mark what Kafka acknowledged; release the claims whose publish failed (one round trip)."""
         if not published and not released:
             return
-        async with self.engine.connect() as conn:
+        async with driver_connection(self.engine) as conn:
             if not released:
-                await conn.execute(
-                    text(
-                        "UPDATE ingest.accepted SET status = 'published' WHERE (tenant_id, event_id) IN "
-                        "(SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
-                    ),
-                    {"pt": [i.tenant_id for i in published], "pi": [i.event_id for i in published]},
-                )
+                await _MARK.fetch(conn, {"pt": [i.tenant_id for i in published], "pi": [i.event_id for i in published]})
                 return
-            await conn.execute(
-                text(
-                    "WITH p AS (UPDATE ingest.accepted SET status = 'published' "
-                    "WHERE (tenant_id, event_id) IN (SELECT * FROM unnest(CAST(:pt AS text[]), CAST(:pi AS uuid[])))"
-                    " RETURNING 1) "
-                    "DELETE FROM ingest.accepted WHERE status = 'pending' AND (tenant_id, event_id) IN "
-                    "(SELECT * FROM unnest(CAST(:rt AS text[]), CAST(:ri AS uuid[])))"
-                ),
+            await _MARK_AND_RELEASE.fetch(
+                conn,
                 {
                     "pt": [i.tenant_id for i in published],
                     "pi": [i.event_id for i in published],

@@ -13,6 +13,7 @@ from npsloop_platform.app import Component, ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
 from npsloop_platform.db import Database, Migrations
 
+from .api.fast import FeedbackFastPath
 from .api.feedback import router as feedback_router
 from .api.updates import router as updates_router
 from .config import IngestSettings
@@ -34,7 +35,11 @@ def build(settings: IngestSettings, bus: Bus, keys: KeyStore | None = None, db: 
     idempotency = IdempotencyStore(db, retention_s=settings.idempotency_retention_s)
     components += [Migrations(settings.dsn, MIGRATIONS, SCHEMA), idempotency]
     return ServiceParts(
-        components=components, routers=[feedback_router, updates_router], keys=keys, extras={"idempotency": idempotency}
+        components=components,
+        routers=[feedback_router, updates_router],
+        keys=keys,
+        extras={"idempotency": idempotency},
+        middleware=[FeedbackFastPath],
     )
 
 

@@ -12,10 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.applications import Starlette
 
 from npsloop_platform.access.http import SourceDep
 from npsloop_platform.access.keys import Principal
-from npsloop_platform.app import settings_dependency, state_of
+from npsloop_platform.app import AppState, settings_dependency
 from npsloop_platform.bus import Bus
 from npsloop_platform.http_edge import StrictJsonRoute, clean_errors
 from npsloop_schemas import Envelope, FeedbackReceivedV1, Topics, serialize_event
@@ -51,7 +52,11 @@ class Accepted(BaseModel):
 
 
 def rate_limit(
-    request: Request, settings: IngestSettings, principal: Principal, response: Response | None, cost: int = 1
+    request: Request | Starlette,
+    settings: IngestSettings,
+    principal: Principal,
+    response: Response | None,
+    cost: int = 1,
 ) -> tuple[dict[str, str], JSONResponse | None]:
     """The RateLimit-* headers (for every answer; set on `response` too, if given), and the 429 for a
     key over its limit, or None."""
@@ -65,27 +70,30 @@ def rate_limit(
     return headers, JSONResponse(status_code=429, headers=headers, content=content)
 
 
-def limiter_of(request: Request, settings: IngestSettings) -> RateLimiter:
+def limiter_of(request: Request | Starlette, settings: IngestSettings) -> RateLimiter:
     """One limiter per app (per replica), made on first use."""
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    app = request.app if isinstance(request, Request) else request
+    limiter: RateLimiter | None = getattr(app.state, "rate_limiter", None)
     if limiter is None:
         limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-        request.app.state.rate_limiter = limiter
+        app.state.rate_limiter = limiter
     return limiter
 
 
-def parts_of(request: Request) -> tuple[Bus, IngestSettings]:
+def parts_of(request: Request | Starlette) -> tuple[Bus, IngestSettings]:
     """The bus and settings, read here rather than as dependencies: each dependency FastAPI solves
     costs CPU on every request, and these two never fail."""
-    state = state_of(request)
+    app = request.app if isinstance(request, Request) else request
+    state: AppState = app.state.npsloop
     settings = state.settings
     if not isinstance(settings, IngestSettings):
         raise RuntimeError(f"this app runs with {type(settings).__name__}, not IngestSettings")
     return state.bus, settings
 
 
-def store_of(request: Request) -> IdempotencyStore:
-    store: IdempotencyStore = state_of(request).extras["idempotency"]
+def store_of(request: Request | Starlette) -> IdempotencyStore:
+    app = request.app if isinstance(request, Request) else request
+    store: IdempotencyStore = app.state.npsloop.extras["idempotency"]
     return store
 
 
@@ -165,18 +173,27 @@ def unavailable(settings: IngestSettings, event_ids: list[str]) -> JSONResponse:
 async def post_feedback(
     body: FeedbackIn, principal: SourceDep, request: Request, idempotency_key: IdempotencyKey = None
 ) -> Response:
+    # Most posts never get here: fast.FeedbackFastPath answers them with accept_one below, and
+    # hands FastAPI only what it would not accept (so every error is FastAPI's, as documented).
+    return await accept_one(request.app, principal, body, idempotency_key)
+
+
+async def accept_one(app: Starlette, principal: Principal, body: FeedbackIn, idempotency_key: str | None) -> Response:
+    """A validated answer of an authenticated source: rate limit, scope, claim, publish, answer."""
     # Every answer is a Response made here, so FastAPI's sub-response (and its headers) is not used.
-    bus, settings = parts_of(request)
-    headers, too_many = rate_limit(request, settings, principal, None)
+    bus, settings = parts_of(app)
+    headers, too_many = rate_limit(app, settings, principal, None)
     if too_many is not None:
         return too_many
     try:
         event, item = prepare(body, principal, idempotency_key, settings.source_name)
     except OutOfScope as exc:
         return JSONResponse(status_code=403, content={"detail": str(exc)})
-    store = store_of(request)
+    store = store_of(app)
     (claim,) = await store.claim([item])
-    accepted = Accepted(event_id=event.event_id, correlation_id=event.correlation_id, topic=Topics.FEEDBACK_RECEIVED)
+    accepted = Accepted.model_construct(
+        status="accepted", event_id=event.event_id, correlation_id=event.correlation_id, topic=Topics.FEEDBACK_RECEIVED
+    )
     if claim is Claim.CONFLICT:
         return JSONResponse(
             status_code=409,
@@ -186,8 +203,8 @@ async def post_feedback(
             },
         )
     if claim is Claim.DUPLICATE:
-        return _answer(200, accepted.model_copy(update={"status": "duplicate"}), headers)
-    failure = await publish_all(bus, [event], settings.publish_timeout_s)
+        return _answer(200, Accepted.model_construct(**{**dict(accepted), "status": "duplicate"}), headers)
+    failure = await publish_all(bus, [event], settings.publish_timeout_s, [item.customer_key or key_of(event)])
     if failure is not None:
         await store.settle([], [item])
         log.warning("feedback not accepted: %s", failure, extra={"event_id": str(event.event_id)})
@@ -253,7 +270,7 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
             event, item = prepare(ITEM.validate_python(raw), principal, None, settings.source_name)
         except ValidationError as exc:
             errors = [{**e, "loc": ["items", index, *e["loc"]]} for e in clean_errors(exc.errors())]
-            results.append(ItemResult(index=index, status="rejected", errors=errors))
+            results.append(ItemResult.model_construct(index=index, status="rejected", event_id=None, errors=errors))
             continue
         except OutOfScope as exc:
             results.append(
@@ -264,7 +281,7 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
                 )
             )
             continue
-        results.append(ItemResult(index=index, status="accepted", event_id=event.event_id))
+        results.append(ItemResult.model_construct(index=index, status="accepted", event_id=event.event_id, errors=None))
         prepared.append((index, event, item))
     store = store_of(request)
     claims = await store.claim([item for _, _, item in prepared])
@@ -279,10 +296,17 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
                 errors=[{"loc": ["items", index, "event_id"], "msg": msg, "type": "conflict"}],
             )
         elif claim is Claim.DUPLICATE:
-            results[index] = ItemResult(index=index, status="duplicate", event_id=event.event_id)
+            results[index] = ItemResult.model_construct(
+                index=index, status="duplicate", event_id=event.event_id, errors=None
+            )
         else:
             to_publish.append((event, item))
-    failure = await publish_all(bus, [e for e, _ in to_publish], settings.publish_timeout_s)
+    failure = await publish_all(
+        bus,
+        [e for e, _ in to_publish],
+        settings.publish_timeout_s,
+        [i.customer_key or key_of(e) for e, i in to_publish],
+    )
     if failure is not None:
         await store.settle([], [i for _, i in to_publish])
         log.warning("batch of %d not accepted: %s", len(to_publish), failure)
