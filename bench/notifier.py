@@ -10,7 +10,9 @@ All on 127.0.0.1. The sinks run in a process of their own (`--sink`): an aiohttp
 - the notifier's webhook delivery (`WebhookDispatcher.handle`: fan-out, Standard Webhooks
   signature, dedupe and delivery log in real PostgreSQL: two round trips per delivery);
 - the notifier's call tasks (`Notifier.deliver_batch`, contact policy included);
-- raw aiosmtplib sends of a prebuilt message over `--smtp-pool` reused connections;
+- raw aiosmtplib sendmails over `--smtp-pool` reused connections: of the notifier's own mail
+  (composed once by its composer before timing: the same bytes, none of its work; the email
+  target is judged against this row) and of a small plain-text message (the `800 B` row);
 - the notifier's emails (template rendering, List-Unsubscribe, contact policy, SMTP pool, PostgreSQL).
 
 The Kafka edge is left out on purpose: it is the same for every consumer and `make bench` measures
