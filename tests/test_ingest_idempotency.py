@@ -13,7 +13,7 @@ import httpx
 from npsloop.loop import Loop
 from npsloop_platform.access import Role
 from npsloop_platform.bus import MemoryBus
-from npsloop_platform.testing.helpers import bearer, feedback_body, read_topic
+from npsloop_platform.testing.helpers import bearer, eventually, feedback_body, read_topic
 from npsloop_schemas import Topics
 
 
@@ -178,6 +178,53 @@ async def test_a_repeat_racing_the_published_mark_is_still_a_duplicate(database_
             assert await store.claim_now([item]) == [Claim.DUPLICATE]
         finally:
             idempotency._CLAIM = real_claim
+    finally:
+        await loop.stop()
+        await bus.stop()
+
+
+async def test_a_claim_racing_another_statement_on_the_same_id_is_never_new(database_url: str) -> None:
+    """Two statements claiming one id at once (two replicas, or two rounds of one): the second
+    waits for the first's insert, does nothing, and its snapshot does not show the row. It must
+    not take the id for new (and publish a different body under it): the same body is a retry,
+    another body a conflict."""
+    from sqlalchemy import text
+
+    from npsloop_ingest.idempotency import Claim, Item
+
+    bus = MemoryBus()
+    await bus.start()
+    loop = Loop(bus, database_url, log_json=False)
+    await loop.start()
+    try:
+        store = next(p.extras["idempotency"] for p in loop.parts if "idempotency" in p.extras)
+        for hash_of_ours, expected in (("h" * 64, Claim.RETRY), ("x" * 64, Claim.CONFLICT)):
+            event_id = uuid.uuid4()
+            async with store.engine.connect() as other:
+                other = await other.execution_options(isolation_level="READ COMMITTED")
+                transaction = await other.begin()
+                await other.execute(
+                    text(
+                        "INSERT INTO ingest.accepted (tenant_id, event_id, body_hash, status) "
+                        "VALUES ('acme', :e, :h, 'pending')"
+                    ),
+                    {"e": event_id, "h": "h" * 64},
+                )
+                ours = asyncio.create_task(store.claim_now([Item("acme", event_id, hash_of_ours)]))
+
+                async def blocked() -> bool:  # ours waits for the uncommitted row's lock
+                    async with store.engine.connect() as probe:
+                        waiting = await probe.scalar(
+                            text(
+                                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                            )
+                        )
+                    return bool(waiting)
+
+                await eventually(blocked, timeout=10, what="the claim blocked on the other insert")
+                assert not ours.done()
+                await transaction.commit()
+            assert await asyncio.wait_for(ours, 10) == [expected]
     finally:
         await loop.stop()
         await bus.stop()

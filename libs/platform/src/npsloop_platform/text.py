@@ -14,6 +14,8 @@ _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 def clean_text(value: str) -> str:
     """NFC-normalised, and refused when it holds a NUL, a control character or a lone surrogate."""
+    if value.isascii() and value.isprintable():  # most input: nothing to refuse, already NFC
+        return value
     bad = _FORBIDDEN.search(value)
     if bad:
         raise ValueError(

@@ -123,15 +123,18 @@ class FeedbackIn(FeedbackReceivedPayloadV1):
     consent_to_contact: StrictBool = Field(default=True, description="false: store and count, never contact.")
 
 
-def to_event(body: FeedbackIn, source: str, tenant_id: str) -> FeedbackReceivedV1:
-    """The feedback.received.v1 event for a posted answer; its event_id is the caller's, if given."""
+def to_event(body: FeedbackIn, source: str, tenant_id: str, now: datetime | None = None) -> FeedbackReceivedV1:
+    """The feedback.received.v1 event for a posted answer; its event_id is the caller's, if given.
+    `now`: when it was recorded (one clock read for a whole batch)."""
     event_id = body.event_id or uuid.uuid4()
+    now = now or utcnow()
     # The body is the payload: FeedbackIn is a FeedbackReceivedPayloadV1, validated as strictly or
     # more, and a field serializes as its declared type, so tenant_id, event_id and occurred_at
     # stay out of the payload. Dumping and validating it again cost a fifth of a post's CPU.
     return FeedbackReceivedV1(
         event_id=event_id,
-        occurred_at=body.occurred_at or utcnow(),
+        occurred_at=body.occurred_at or now,
+        recorded_at=now,
         tenant_id=tenant_id,
         source=source,
         correlation_id=event_id,

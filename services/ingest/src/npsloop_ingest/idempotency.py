@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import text
@@ -65,6 +66,11 @@ class Item:
     customer_key: str | None = None
     store_id: str | None = None
 
+    @cached_property
+    def ref(self) -> tuple[str, str]:
+        """(tenant, event id as text): how the rows and the acknowledged set name it."""
+        return (self.tenant_id, str(self.event_id))
+
 
 _CLAIM = Statement(
     """
@@ -79,8 +85,17 @@ _CLAIM = Statement(
         ON CONFLICT DO NOTHING
         RETURNING tenant_id, event_id
     )
-    SELECT a.tenant_id, a.event_id::text, a.body_hash, a.status FROM ingest.accepted AS a
+    SELECT a.tenant_id, a.event_id::text, a.body_hash, a.status, false AS mine FROM ingest.accepted AS a
     JOIN input USING (tenant_id, event_id)
+    UNION ALL
+    SELECT tenant_id, event_id::text, NULL, NULL, true FROM inserted
+    """
+)
+#: The rows of ids another statement claimed while ours ran (committed by now: ours waited for it).
+_REREAD = Statement(
+    """
+    SELECT a.tenant_id, a.event_id::text, a.body_hash, a.status FROM ingest.accepted AS a
+    JOIN unnest(CAST(:tenants AS text[]), CAST(:ids AS uuid[])) AS t(tenant_id, event_id) USING (tenant_id, event_id)
     """
 )
 
@@ -99,20 +114,21 @@ _MARK_AND_RELEASE = Statement(
 
 
 class _GroupCommit:
-    """Coalesces concurrent calls into one statement: whatever queued while the previous statement
-    ran goes in the next one (group commit). Under load one round trip serves many requests; alone,
-    a call waits for nobody."""
+    """Coalesces concurrent calls into few statements: whatever queued while the statements in
+    flight ran goes in the next one (group commit). Under load one round trip serves many
+    requests; alone, a call waits for nobody. Up to `max_in_flight` statements run at once, so a
+    call arriving during one starts its own instead of waiting for it."""
 
-    def __init__(self, run: Any, window_s: float = 0.0) -> None:
-        self.run, self.window_s = run, window_s
+    def __init__(self, run: Any, window_s: float = 0.0, max_in_flight: int = 1) -> None:
+        self.run, self.window_s, self.max_in_flight = run, window_s, max_in_flight
         self._queue: list[tuple[Any, asyncio.Future[Any]]] = []
-        self._busy = False
+        self._running = 0
 
     async def submit(self, work: Any) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((work, future))
-        if not self._busy:
-            self._busy = True
+        if self._running < self.max_in_flight:
+            self._running += 1
             asyncio.get_running_loop().create_task(self._drain())
         return await future
 
@@ -122,6 +138,8 @@ class _GroupCommit:
                 if self.window_s:
                     await asyncio.sleep(self.window_s)  # let more callers join this round
                 batch, self._queue = self._queue, []
+                if not batch:  # another round took them meanwhile
+                    break
                 try:
                     results = await self.run([w for w, _ in batch])
                 except BaseException as exc:  # every caller of this round gets the failure
@@ -133,7 +151,7 @@ class _GroupCommit:
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._busy = False
+            self._running -= 1
 
 
 class IdempotencyStore:
@@ -143,7 +161,8 @@ class IdempotencyStore:
         self.engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.retention_s, self.purge_every_s = retention_s, purge_every_s
         self._purger: asyncio.Task[None] | None = None
-        self._claims = _GroupCommit(self._claim_rounds)
+        # Claims are on the request's path: up to 4 statements at once (the pool has 8 connections).
+        self._claims = _GroupCommit(self._claim_rounds, max_in_flight=4)
         # Marks are off the request's path, so they can wait 20 ms to share a statement.
         self._settles = _GroupCommit(self._settle_rounds, window_s=0.02)
         self.mark_window_s = 0.02
@@ -165,7 +184,7 @@ class IdempotencyStore:
         """Mark in the background: the 202 does not wait for it. If the process dies before the
         mark, the claim stays 'pending' and a retry publishes again (downstream dedupes). One
         background task writes whatever queued meanwhile, not a task per answer."""
-        self._acked.update((i.tenant_id, str(i.event_id)) for i in published)
+        self._acked.update(i.ref for i in published)
         self._marks.extend(published)
         if self._marker is None or self._marker.done():
             self._marker = asyncio.get_running_loop().create_task(self._mark_queued(), name="idempotency-marks")
@@ -179,7 +198,7 @@ class IdempotencyStore:
             except Exception as exc:  # stays 'pending': a retry of these publishes again (deduped downstream)
                 log.warning("could not mark %d published claims: %s", len(batch), type(exc).__name__)
             finally:
-                self._acked.difference_update((i.tenant_id, str(i.event_id)) for i in batch)
+                self._acked.difference_update(i.ref for i in batch)
 
     async def stop(self) -> None:
         if self._purger is not None:
@@ -234,15 +253,27 @@ class IdempotencyStore:
         # Which of these Kafka acknowledged, taken BEFORE the statement: a mark that lands while the
         # statement runs (after its snapshot) leaves `_acked` meanwhile, and the row read 'pending'
         # would then look like a crashed claim and be published again.
-        acked = {(i.tenant_id, str(i.event_id)) for i in items} & self._acked
+        acked = {i.ref for i in items if i.ref in self._acked}
         async with driver_connection(self.engine) as conn:  # asyncpg: a fraction of SQLAlchemy's CPU
             rows = await _CLAIM.fetch(conn, params)
-        # The statement's snapshot predates its insert: the rows it returns existed before.
-        before = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+            # The statement's snapshot predates its insert: the rows it joins existed before; the
+            # rows it inserted are ours. An id in neither was claimed by a statement running at the
+            # same time (another request, another replica): read what that one wrote.
+            mine = {(r[0], r[1]) for r in rows if r[4]}
+            before = {(r[0], r[1]): (r[2], r[3]) for r in rows if not r[4]}
+            raced = {i.ref for i in items} - mine - before.keys()
+            if raced:
+                ids = sorted(raced)
+                reread = await _REREAD.fetch(
+                    conn, {"tenants": [t for t, _ in ids], "ids": [uuid.UUID(e) for _, e in ids]}
+                )
+                # The other one's claim counts as before ours: still pending, ours publishes too
+                # (RETRY: downstream dedupes on event_id), unless its body differs (CONFLICT).
+                before.update({(r[0], r[1]): (r[2], r[3]) for r in reread})
         out: list[Claim] = []
         first_hash: dict[tuple[str, str], str] = {}
         for item in items:
-            key = (item.tenant_id, str(item.event_id))
+            key = item.ref
             prior = before.get(key)
             if key in first_hash:  # the same id again within these items
                 reference = prior[0] if prior is not None else first_hash[key]

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -19,7 +20,7 @@ from npsloop_platform.access.keys import Principal
 from npsloop_platform.app import AppState, settings_dependency
 from npsloop_platform.bus import Bus
 from npsloop_platform.http_edge import StrictJsonRoute, clean_errors
-from npsloop_schemas import Envelope, FeedbackReceivedV1, Topics, serialize_event
+from npsloop_schemas import Envelope, FeedbackReceivedV1, Topics, serialize_event, utcnow
 
 from ..config import IngestSettings
 from ..handlers import FEEDBACK_EXAMPLES, FeedbackIn, OutOfScope, check_scope, key_of, to_event
@@ -97,13 +98,15 @@ def store_of(request: Request | Starlette) -> IdempotencyStore:
     return store
 
 
-def prepare(body: FeedbackIn, principal: Principal, key: str | None, source: str) -> tuple[FeedbackReceivedV1, Item]:
+def prepare(
+    body: FeedbackIn, principal: Principal, key: str | None, source: str, now: datetime | None = None
+) -> tuple[FeedbackReceivedV1, Item]:
     """The event for a checked body, and its idempotency claim. The body's own event_id wins over
     an Idempotency-Key; with neither, the id is new."""
     check_scope(body, principal.tenant_id, principal.stores)
     if body.event_id is None and key is not None:
         body = body.model_copy(update={"event_id": event_id_for(principal.tenant_id, key)})
-    event = to_event(body, source, principal.tenant_id)
+    event = to_event(body, source, principal.tenant_id, now)
     digest = body_hash(body.model_dump(mode="json", exclude={"event_id", "tenant_id"}))
     item = Item(principal.tenant_id, event.event_id, digest, key_of(event), event.payload.store_id)
     return event, item
@@ -265,9 +268,10 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
         return too_many
     results: list[ItemResult] = []
     prepared: list[tuple[int, FeedbackReceivedV1, Item]] = []
+    now = utcnow()  # one batch, one recorded_at
     for index, raw in enumerate(batch.items):
         try:
-            event, item = prepare(ITEM.validate_python(raw), principal, None, settings.source_name)
+            event, item = prepare(ITEM.validate_python(raw), principal, None, settings.source_name, now)
         except ValidationError as exc:
             errors = [{**e, "loc": ["items", index, *e["loc"]]} for e in clean_errors(exc.errors())]
             results.append(ItemResult.model_construct(index=index, status="rejected", event_id=None, errors=errors))
