@@ -12,7 +12,8 @@ All on 127.0.0.1. The sinks run in a process of their own (`--sink`): an aiohttp
 - the notifier's call tasks (`Notifier.deliver_batch`, contact policy included);
 - raw aiosmtplib sendmails over `--smtp-pool` reused connections: of the notifier's own mail
   (composed once by its composer before timing: the same bytes, none of its work; the email
-  target is judged against this row) and of a small plain-text message (the `800 B` row);
+  target is judged against this row) and of a small plain-text message (the `800 B` row); and
+  the same bytes through the notifier's own leaner `smtp.transaction` (informational);
 - the notifier's emails (template rendering, List-Unsubscribe, contact policy, SMTP pool, PostgreSQL).
 
 The Kafka edge is left out on purpose: it is the same for every consumer and `make bench` measures
@@ -179,6 +180,7 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
     from npsloop_notifier.api.deps import EXTRA
     from npsloop_notifier.config import NotifierSettings
     from npsloop_notifier.main import build
+    from npsloop_notifier.smtp import transaction
     from npsloop_platform.bus import MemoryBus
     from npsloop_schemas import NotificationKind
 
@@ -246,12 +248,20 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
     for smtp in clients:
         idle.put_nowait(smtp)
     sizes = {"raw_aiosmtplib_send": len(same_bytes), "raw_aiosmtplib_send_800b": len(small)}
-    for key, message in (("raw_aiosmtplib_send_800b", small), ("raw_aiosmtplib_send", same_bytes)):
+    rows = (
+        ("raw_aiosmtplib_send_800b", small),
+        ("raw_aiosmtplib_send", same_bytes),
+        ("raw_smtp_transaction", same_bytes),  # informational: the notifier's own leaner transaction
+    )
+    for key, message in rows:
 
-        async def smtp_one(i: int, message: bytes = message) -> None:
+        async def smtp_one(i: int, message: bytes = message, lean: bool = key == "raw_smtp_transaction") -> None:
             c = await idle.get()
             try:
-                await c.sendmail("noreply@npsloop.local", [f"c{i}@example.com"], message)
+                if lean:
+                    await transaction(c, "noreply@npsloop.local", f"c{i}@example.com", message)
+                else:
+                    await c.sendmail("noreply@npsloop.local", [f"c{i}@example.com"], message)
             finally:
                 idle.put_nowait(c)
 
@@ -309,6 +319,7 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
         "call_task_vs_aiohttp": rates["notifier_call_task"] / rates["raw_aiohttp_post"],
         "email_vs_aiosmtplib": rates["notifier_email"] / rates["raw_aiosmtplib_send"],
         "email_vs_aiosmtplib_800b": rates["notifier_email"] / rates["raw_aiosmtplib_send_800b"],
+        "email_vs_smtp_transaction": rates["notifier_email"] / rates["raw_smtp_transaction"],
     }
     targets = {
         "webhook_vs_aiohttp": {"target": TARGET, "met": ratios["webhook_vs_aiohttp"] >= TARGET},
@@ -339,8 +350,11 @@ def report(result: dict[str, Any]) -> str:
         f"  raw aiosmtplib send (800 B) {r['raw_aiosmtplib_send_800b']:>7.0f} /s   the small plain-text message",
         f"  raw aiosmtplib send       {r['raw_aiosmtplib_send']:>9.0f} /s   the notifier's own mail, "
         f"{result['message_bytes']['raw_aiosmtplib_send']:,} B",
+        f"  raw smtp.transaction      {r['raw_smtp_transaction']:>9.0f} /s   the same bytes, the notifier's own "
+        "transaction (informational)",
         f"  notifier emails           {r['notifier_email']:>9.0f} /s   {q['email_vs_aiosmtplib']:.0%} of aiosmtplib "
-        f"(same bytes), {q['email_vs_aiosmtplib_800b']:.0%} of the 800 B row",
+        f"(same bytes), {q['email_vs_aiosmtplib_800b']:.0%} of the 800 B row, "
+        f"{q['email_vs_smtp_transaction']:.0%} of smtp.transaction",
     ]
     for name, t in result["targets"].items():
         lines.append(f"  target {name} >= {t['target']:.0%}: {'met' if t['met'] else 'MISSED'}")

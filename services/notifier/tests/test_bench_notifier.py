@@ -29,6 +29,7 @@ def test_a_short_notifier_benchmark_runs_and_reports_ratios(database_url: str) -
         "notifier_call_task",
         "raw_aiosmtplib_send",
         "raw_aiosmtplib_send_800b",
+        "raw_smtp_transaction",
         "notifier_email",
     }
     assert all(v > 0 for v in result["per_s"].values())
