@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 
 from npsloop.loop import Loop
+from npsloop_ingest.idempotency import IdempotencyStore
 from npsloop_platform.access import Role
 from npsloop_platform.bus import MemoryBus
 from npsloop_platform.testing.helpers import bearer, eventually, feedback_body, read_topic
@@ -138,7 +141,21 @@ async def test_a_batch_answers_per_item_in_order(loop: Loop, client: httpx.Async
     assert (await client.post("/v1/feedback:batch", json=[body(5)])).status_code == 422
 
 
-async def test_a_repeat_racing_the_published_mark_is_still_a_duplicate(database_url: str) -> None:
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[IdempotencyStore]:
+    """Ingest's idempotency store, in a started one-process loop on the in-memory bus."""
+    bus = MemoryBus()
+    await bus.start()
+    loop = Loop(bus, database_url, log_json=False)
+    await loop.start()
+    try:
+        yield next(p.extras["idempotency"] for p in loop.parts if "idempotency" in p.extras)
+    finally:
+        await loop.stop()
+        await bus.stop()
+
+
+async def test_a_repeat_racing_the_published_mark_is_still_a_duplicate(store: IdempotencyStore) -> None:
     """Found by `make test` on real Kafka: a repeat whose claim statement read the row as 'pending'
     while the background mark of the first publish landed (and left the in-memory acked set) was
     taken for a crashed claim, answered "accepted" and published a second time."""
@@ -146,44 +163,35 @@ async def test_a_repeat_racing_the_published_mark_is_still_a_duplicate(database_
 
     from npsloop_ingest.idempotency import Claim, Item
 
-    bus = MemoryBus()
-    await bus.start()
-    loop = Loop(bus, database_url, log_json=False)
-    await loop.start()
+    item = Item("acme", uuid.uuid4(), "h" * 64)
+    assert await store.claim_now([item]) == [Claim.NEW]
+    key = (item.tenant_id, str(item.event_id))
+    store._acked.add(key)  # Kafka acknowledged it; the 'published' mark is on its way
+    from npsloop_ingest import idempotency
+
+    real_claim = idempotency._CLAIM
+
+    class MarkLandsDuringTheStatement:
+        """The claim reads 'pending'; meanwhile the mark commits and leaves `_acked`."""
+
+        async def fetch(self, conn: Any, params: Any) -> Any:
+            rows = await real_claim.fetch(conn, params)
+            store._acked.discard(key)
+            async with store.engine.connect() as other:
+                await other.execute(
+                    text("UPDATE ingest.accepted SET status = 'published' WHERE event_id = :e"),
+                    {"e": item.event_id},
+                )
+            return rows
+
+    idempotency._CLAIM = MarkLandsDuringTheStatement()  # type: ignore[assignment]
     try:
-        store = next(p.extras["idempotency"] for p in loop.parts if "idempotency" in p.extras)
-        item = Item("acme", uuid.uuid4(), "h" * 64)
-        assert await store.claim_now([item]) == [Claim.NEW]
-        key = (item.tenant_id, str(item.event_id))
-        store._acked.add(key)  # Kafka acknowledged it; the 'published' mark is on its way
-        from npsloop_ingest import idempotency
-
-        real_claim = idempotency._CLAIM
-
-        class MarkLandsDuringTheStatement:
-            """The claim reads 'pending'; meanwhile the mark commits and leaves `_acked`."""
-
-            async def fetch(self, conn: Any, params: Any) -> Any:
-                rows = await real_claim.fetch(conn, params)
-                store._acked.discard(key)
-                async with store.engine.connect() as other:
-                    await other.execute(
-                        text("UPDATE ingest.accepted SET status = 'published' WHERE event_id = :e"),
-                        {"e": item.event_id},
-                    )
-                return rows
-
-        idempotency._CLAIM = MarkLandsDuringTheStatement()  # type: ignore[assignment]
-        try:
-            assert await store.claim_now([item]) == [Claim.DUPLICATE]
-        finally:
-            idempotency._CLAIM = real_claim
+        assert await store.claim_now([item]) == [Claim.DUPLICATE]
     finally:
-        await loop.stop()
-        await bus.stop()
+        idempotency._CLAIM = real_claim
 
 
-async def test_a_claim_racing_another_statement_on_the_same_id_is_never_new(database_url: str) -> None:
+async def test_a_claim_racing_another_statement_on_the_same_id_is_never_new(store: IdempotencyStore) -> None:
     """Two statements claiming one id at once (two replicas, or two rounds of one): the second
     waits for the first's insert, does nothing, and its snapshot does not show the row. It must
     not take the id for new (and publish a different body under it): the same body is a retry,
@@ -192,39 +200,30 @@ async def test_a_claim_racing_another_statement_on_the_same_id_is_never_new(data
 
     from npsloop_ingest.idempotency import Claim, Item
 
-    bus = MemoryBus()
-    await bus.start()
-    loop = Loop(bus, database_url, log_json=False)
-    await loop.start()
-    try:
-        store = next(p.extras["idempotency"] for p in loop.parts if "idempotency" in p.extras)
-        for hash_of_ours, expected in (("h" * 64, Claim.RETRY), ("x" * 64, Claim.CONFLICT)):
-            event_id = uuid.uuid4()
-            async with store.engine.connect() as other:
-                other = await other.execution_options(isolation_level="READ COMMITTED")
-                transaction = await other.begin()
-                await other.execute(
-                    text(
-                        "INSERT INTO ingest.accepted (tenant_id, event_id, body_hash, status) "
-                        "VALUES ('acme', :e, :h, 'pending')"
-                    ),
-                    {"e": event_id, "h": "h" * 64},
-                )
-                ours = asyncio.create_task(store.claim_now([Item("acme", event_id, hash_of_ours)]))
+    for hash_of_ours, expected in (("h" * 64, Claim.RETRY), ("x" * 64, Claim.CONFLICT)):
+        event_id = uuid.uuid4()
+        async with store.engine.connect() as other:
+            other = await other.execution_options(isolation_level="READ COMMITTED")
+            transaction = await other.begin()
+            await other.execute(
+                text(
+                    "INSERT INTO ingest.accepted (tenant_id, event_id, body_hash, status) "
+                    "VALUES ('acme', :e, :h, 'pending')"
+                ),
+                {"e": event_id, "h": "h" * 64},
+            )
+            ours = asyncio.create_task(store.claim_now([Item("acme", event_id, hash_of_ours)]))
 
-                async def blocked() -> bool:  # ours waits for the uncommitted row's lock
-                    async with store.engine.connect() as probe:
-                        waiting = await probe.scalar(
-                            text(
-                                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                            )
+            async def blocked() -> bool:  # ours waits for the uncommitted row's lock
+                async with store.engine.connect() as probe:
+                    waiting = await probe.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
                         )
-                    return bool(waiting)
+                    )
+                return bool(waiting)
 
-                await eventually(blocked, timeout=10, what="the claim blocked on the other insert")
-                assert not ours.done()
-                await transaction.commit()
-            assert await asyncio.wait_for(ours, 10) == [expected]
-    finally:
-        await loop.stop()
-        await bus.stop()
+            await eventually(blocked, timeout=10, what="the claim blocked on the other insert")
+            assert not ours.done()
+            await transaction.commit()
+        assert await asyncio.wait_for(ours, 10) == [expected]
