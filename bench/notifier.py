@@ -10,7 +10,10 @@ All on 127.0.0.1. The sinks run in a process of their own (`--sink`): an aiohttp
 - the notifier's webhook delivery (`WebhookDispatcher.handle`: fan-out, Standard Webhooks
   signature, dedupe and delivery log in real PostgreSQL: two round trips per delivery);
 - the notifier's call tasks (`Notifier.deliver_batch`, contact policy included);
-- raw aiosmtplib sends of a prebuilt message over `--smtp-pool` reused connections;
+- raw aiosmtplib sendmails over `--smtp-pool` reused connections: of the notifier's own mail
+  (composed once by its composer before timing: the same bytes, none of its work; the email
+  target is judged against this row) and of a small plain-text message (the `800 B` row); and
+  the same bytes through the notifier's own leaner `smtp.transaction` (informational);
 - the notifier's emails (template rendering, List-Unsubscribe, contact policy, SMTP pool, PostgreSQL).
 
 The Kafka edge is left out on purpose: it is the same for every consumer and `make bench` measures
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -61,17 +65,44 @@ def sink_main(http_port: int, smtp_port: int) -> None:
 
 
 # -- measurements --------------------------------------------------------------------------------
-async def timed(n: int, run: Callable[[], Awaitable[Any]], name: str = "") -> float:
-    """Deliveries per second of `run`; BENCH_PROFILE=<name> prints where that row's time went."""
+def process_cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) of this process (None) or of another one (Linux /proc)."""
+    if pid is None:
+        return time.process_time()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: CPU microseconds per delivery of each row, in this process and in the sink's (`--sink`).
+CPU_US: dict[str, dict[str, float]] = {"bench": {}, "sink": {}}
+SINK_PID: int | None = None
+
+
+async def timed(n: int, run: Callable[[], Awaitable[Any]], name: str = "", row: str = "") -> float:
+    """Deliveries per second of `run`; BENCH_PROFILE=<name> prints where that row's time went.
+    `row`: the name to record CPU per delivery under (this process and the sink's)."""
     profile = None
     if name and os.environ.get("BENCH_PROFILE") == name:
         import cProfile
 
         profile = cProfile.Profile()
         profile.enable()
+    # The row's inputs (n requests or events, built up front) are frozen out of the collector's
+    # full scans: a consumer holds one batch, not n, and a full collection over them paused a row
+    # for ~130 ms. Every row, raw ones too.
+    gc.collect()
+    gc.freeze()
+    cpu = process_cpu_s(None), process_cpu_s(SINK_PID)
     started = time.perf_counter()
     await run()
     elapsed = time.perf_counter() - started
+    if row:
+        CPU_US["bench"][row] = round(1e6 * (process_cpu_s(None) - cpu[0]) / n)
+        if SINK_PID is not None:
+            CPU_US["sink"][row] = round(1e6 * (process_cpu_s(SINK_PID) - cpu[1]) / n)
     if profile is not None:
         import pstats
 
@@ -149,6 +180,7 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
     from npsloop_notifier.api.deps import EXTRA
     from npsloop_notifier.config import NotifierSettings
     from npsloop_notifier.main import build
+    from npsloop_notifier.smtp import transaction
     from npsloop_platform.bus import MemoryBus
     from npsloop_schemas import NotificationKind
 
@@ -168,7 +200,7 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
                 await client.post(hook_url, content=events[i][1], headers={"content-type": "application/json"})
             ).raise_for_status()
 
-        rates["raw_httpx_post"] = await timed(n, lambda: bounded(n, concurrency, httpx_one))
+        rates["raw_httpx_post"] = await timed(n, lambda: bounded(n, concurrency, httpx_one), row="raw_httpx_post")
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -178,34 +210,9 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
                 assert r.status == 204
 
         await aiohttp_one(0)
-        rates["raw_aiohttp_post"] = await timed(n, lambda: bounded(n, concurrency, aiohttp_one))
+        rates["raw_aiohttp_post"] = await timed(n, lambda: bounded(n, concurrency, aiohttp_one), row="raw_aiohttp_post")
 
-    # Raw aiosmtplib: a prebuilt message over `pool` reused connections.
-    message = (
-        b"From: npsloop <noreply@npsloop.local>\r\nTo: c@example.com\r\nSubject: Thank you for your feedback\r\n"
-        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-        + b"Thank you for rating us 10/10.\r\n"
-        * 20
-    )
-    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port) for _ in range(pool)]
-    for c in clients:
-        await c.connect()
-    idle = asyncio.Queue[Any]()
-    for c in clients:
-        idle.put_nowait(c)
-
-    async def smtp_one(i: int) -> None:
-        c = await idle.get()
-        try:
-            await c.sendmail("noreply@npsloop.local", [f"c{i}@example.com"], message)
-        finally:
-            idle.put_nowait(c)
-
-    rates["raw_aiosmtplib_send"] = await timed(n, lambda: bounded(n, concurrency, smtp_one))
-    for c in clients:
-        await c.quit()
-
-    # The notifier, with real PostgreSQL.
+    # The notifier, built (not started yet) so that its composer can write the raw rows' mail.
     bus = MemoryBus()
     settings = NotifierSettings(
         bus="memory",
@@ -221,12 +228,54 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
         call_quiet_hours="",  # the benchmark runs at any hour
     )
     parts = build(settings, bus)
+    notifier = parts.extras["notifier.delivery"]
+    mails = requests(n, NotificationKind.THANK_YOU_EMAIL)
+
+    # Raw aiosmtplib sendmail over `pool` reused connections: the notifier's own mail (composed
+    # once, before timing: the same bytes on the wire, none of the notifier's work), and the
+    # small prebuilt plain-text message this row sent before.
+    _, same_bytes = notifier.channels[NotificationKind.THANK_YOU_EMAIL].templates.compose(mails[0], settings.mail_from)
+    small = (
+        b"From: npsloop <noreply@npsloop.local>\r\nTo: c@example.com\r\nSubject: Thank you for your feedback\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + b"Thank you for rating us 10/10.\r\n"
+        * 20
+    )
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port) for _ in range(pool)]
+    for smtp in clients:
+        await smtp.connect()
+    idle = asyncio.Queue[Any]()
+    for smtp in clients:
+        idle.put_nowait(smtp)
+    sizes = {"raw_aiosmtplib_send": len(same_bytes), "raw_aiosmtplib_send_800b": len(small)}
+    rows = (
+        ("raw_aiosmtplib_send_800b", small),
+        ("raw_aiosmtplib_send", same_bytes),
+        ("raw_smtp_transaction", same_bytes),  # informational: the notifier's own leaner transaction
+    )
+    for key, message in rows:
+
+        async def smtp_one(i: int, message: bytes = message, lean: bool = key == "raw_smtp_transaction") -> None:
+            c = await idle.get()
+            try:
+                if lean:
+                    await transaction(c, "noreply@npsloop.local", f"c{i}@example.com", message)
+                else:
+                    await c.sendmail("noreply@npsloop.local", [f"c{i}@example.com"], message)
+            finally:
+                idle.put_nowait(c)
+
+        await smtp_one(0)
+        rates[key] = await timed(n, lambda: bounded(n, concurrency, smtp_one), row=key)
+    for smtp in clients:
+        await smtp.quit()
+
+    # The notifier, with real PostgreSQL.
     components = [c for c in parts.components if not c.name.startswith("consumer")]
     for c in components:
         await c.start()
     try:
         api = parts.extras[EXTRA]
-        notifier = parts.extras["notifier.delivery"]
         await api.subscriptions.create("acme", hook_url, ["case.opened"], "bench", "bench")
         batch = settings.consumer_max_batch
 
@@ -236,14 +285,17 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
 
         warm = case_events(batch)
         await api.dispatcher.handle(warm)
-        rates["notifier_webhook"] = await timed(n, lambda: batched(events, api.dispatcher.handle), "webhook")
+        rates["notifier_webhook"] = await timed(
+            n, lambda: batched(events, api.dispatcher.handle), "webhook", row="notifier_webhook"
+        )
 
         calls = requests(n, NotificationKind.CALL_TASK)
         await notifier.deliver_batch([(r, r.payload.customer_key) for r in requests(batch, NotificationKind.CALL_TASK)])
         rates["notifier_call_task"] = await timed(
-            n, lambda: batched(calls, lambda b: notifier.deliver_batch([(r, r.payload.customer_key) for r in b]))
+            n,
+            lambda: batched(calls, lambda b: notifier.deliver_batch([(r, r.payload.customer_key) for r in b])),
+            row="notifier_call_task",
         )
-        mails = requests(n, NotificationKind.THANK_YOU_EMAIL)
         await notifier.deliver_batch(
             [(r, r.payload.customer_key) for r in requests(batch, NotificationKind.THANK_YOU_EMAIL)]
         )
@@ -251,6 +303,7 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
             n,
             lambda: batched(mails, lambda b: notifier.deliver_batch([(r, r.payload.customer_key) for r in b])),
             "email",
+            row="notifier_email",
         )
         sent = await api.log.deliveries("acme", status="sent", limit=100_000)
         expected = 3 * n + 3 * batch
@@ -265,12 +318,23 @@ async def run(database_url: str, http_port: int, smtp_port: int, n: int, concurr
         "webhook_vs_httpx": rates["notifier_webhook"] / rates["raw_httpx_post"],
         "call_task_vs_aiohttp": rates["notifier_call_task"] / rates["raw_aiohttp_post"],
         "email_vs_aiosmtplib": rates["notifier_email"] / rates["raw_aiosmtplib_send"],
+        "email_vs_aiosmtplib_800b": rates["notifier_email"] / rates["raw_aiosmtplib_send_800b"],
+        "email_vs_smtp_transaction": rates["notifier_email"] / rates["raw_smtp_transaction"],
     }
     targets = {
         "webhook_vs_aiohttp": {"target": TARGET, "met": ratios["webhook_vs_aiohttp"] >= TARGET},
         "email_vs_aiosmtplib": {"target": TARGET, "met": ratios["email_vs_aiosmtplib"] >= TARGET},
     }
-    return {"n": n, "concurrency": concurrency, "smtp_pool": pool, "per_s": rates, "ratios": ratios, "targets": targets}
+    return {
+        "n": n,
+        "concurrency": concurrency,
+        "smtp_pool": pool,
+        "per_s": rates,
+        "ratios": ratios,
+        "targets": targets,
+        "message_bytes": sizes,
+        "cpu_us_per_delivery": CPU_US,
+    }
 
 
 def report(result: dict[str, Any]) -> str:
@@ -283,11 +347,21 @@ def report(result: dict[str, Any]) -> str:
         f"  notifier webhooks         {r['notifier_webhook']:>9.0f} /s   {q['webhook_vs_aiohttp']:.0%} of aiohttp, "
         f"{q['webhook_vs_httpx']:.0%} of httpx",
         f"  notifier call tasks       {r['notifier_call_task']:>9.0f} /s   {q['call_task_vs_aiohttp']:.0%} of aiohttp",
-        f"  raw aiosmtplib send       {r['raw_aiosmtplib_send']:>9.0f} /s",
-        f"  notifier emails           {r['notifier_email']:>9.0f} /s   {q['email_vs_aiosmtplib']:.0%} of aiosmtplib",
+        f"  raw aiosmtplib send (800 B) {r['raw_aiosmtplib_send_800b']:>7.0f} /s   the small plain-text message",
+        f"  raw aiosmtplib send       {r['raw_aiosmtplib_send']:>9.0f} /s   the notifier's own mail, "
+        f"{result['message_bytes']['raw_aiosmtplib_send']:,} B",
+        f"  raw smtp.transaction      {r['raw_smtp_transaction']:>9.0f} /s   the same bytes, the notifier's own "
+        "transaction (informational)",
+        f"  notifier emails           {r['notifier_email']:>9.0f} /s   {q['email_vs_aiosmtplib']:.0%} of aiosmtplib "
+        f"(same bytes), {q['email_vs_aiosmtplib_800b']:.0%} of the 800 B row, "
+        f"{q['email_vs_smtp_transaction']:.0%} of smtp.transaction",
     ]
     for name, t in result["targets"].items():
         lines.append(f"  target {name} >= {t['target']:.0%}: {'met' if t['met'] else 'MISSED'}")
+    cpu = result["cpu_us_per_delivery"]
+    if cpu["sink"]:
+        rows = ", ".join(f"{k} {v}/{cpu['sink'].get(k, 0)}" for k, v in cpu["bench"].items())
+        lines.append(f"  CPU us per delivery, this process/the sink's: {rows}")
     return "\n".join(lines)
 
 
@@ -344,6 +418,8 @@ def main(args: list[str] | None = None) -> int:
         ],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    global SINK_PID
+    SINK_PID = sink.pid
     try:
         wait_port(http_port)
         wait_port(smtp_port)

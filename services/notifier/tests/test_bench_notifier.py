@@ -28,8 +28,13 @@ def test_a_short_notifier_benchmark_runs_and_reports_ratios(database_url: str) -
         "notifier_webhook",
         "notifier_call_task",
         "raw_aiosmtplib_send",
+        "raw_aiosmtplib_send_800b",
+        "raw_smtp_transaction",
         "notifier_email",
     }
     assert all(v > 0 for v in result["per_s"].values())
     assert set(result["targets"]) == {"webhook_vs_aiohttp", "email_vs_aiosmtplib"}
     assert all(r > 0 for r in result["ratios"].values()) and "notifier emails" in run.stdout
+    # the same-bytes row sends the notifier's own composed mail, bigger than the 800 B one
+    assert result["message_bytes"]["raw_aiosmtplib_send"] > result["message_bytes"]["raw_aiosmtplib_send_800b"]
+    assert set(result["cpu_us_per_delivery"]["bench"]) == set(result["per_s"])

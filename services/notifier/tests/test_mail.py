@@ -192,9 +192,11 @@ async def test_bad_input_is_failed_with_a_reason_and_the_consumer_goes_on(
             broken = notification(NotificationKind.THANK_YOU_EMAIL, "acme:c-1")
             no_email = notification(NotificationKind.ACKNOWLEDGEMENT_EMAIL, "acme:c-2", email=None, score=1)
             fine = notification(NotificationKind.ACKNOWLEDGEMENT_EMAIL, "acme:c-3", score=1)
-            for req in (broken, no_email, fine):
+            # valid for the schema, but no SMTP command line can carry it as it is
+            smuggled = notification(NotificationKind.ACKNOWLEDGEMENT_EMAIL, "acme:c-4", email="a<b>@x.co", score=1)
+            for req in (broken, no_email, fine, smuggled):
                 await service.request(req)
-            statuses = await read_topic(bus, Topics.NOTIFICATION_STATUS, 3, timeout=30)
+            statuses = await read_topic(bus, Topics.NOTIFICATION_STATUS, 4, timeout=30)
             by_id: dict[uuid.UUID, Any] = {
                 e.payload.delivery_id: e.payload for e in map(parse_event, (m.value or b"" for m in statuses))
             }  # type: ignore[attr-defined]
@@ -202,8 +204,10 @@ async def test_bad_input_is_failed_with_a_reason_and_the_consumer_goes_on(
             assert "template error in thank_you_email.en" in by_id[broken.payload.delivery_id].reason
             assert by_id[no_email.payload.delivery_id].reason == "no email address for this customer"
             assert by_id[fine.payload.delivery_id].status == "sent" and len(smtp_server.messages) == 1
-            dead = await read_topic(bus, Topics.dlq(Topics.NOTIFICATION_REQUESTED, "notifier"), 2, timeout=30)
-            assert len(dead) == 2
+            assert by_id[smuggled.payload.delivery_id].status == "failed"
+            assert "address cannot be sent over SMTP" in by_id[smuggled.payload.delivery_id].reason
+            dead = await read_topic(bus, Topics.dlq(Topics.NOTIFICATION_REQUESTED, "notifier"), 3, timeout=30)
+            assert len(dead) == 3
         finally:
             await stop_service(service, parts)
             await bus.stop()

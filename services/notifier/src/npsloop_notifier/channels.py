@@ -10,13 +10,10 @@ package's header folding cost more CPU than the rest of a delivery.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import mailbox
-import ssl
 from collections.abc import Callable
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from npsloop_schemas import NotificationRequestedV1
 
 from .config import NotifierSettings
 from .ports import DeliveryError
+from .smtp import BadAddress, SmtpPool, envelope_sender
 from .templates import Templates
 
 __all__ = [
@@ -40,12 +38,6 @@ __all__ = [
     "SmtpPool",
 ]
 log = logging.getLogger(__name__)
-
-
-@functools.lru_cache(maxsize=1024)
-def envelope_sender(sender: str) -> str:
-    """The bare address of a From header (`npsloop <noreply@x>` -> `noreply@x`); one per tenant."""
-    return getaddresses([sender])[0][1] or sender
 
 
 def call_task_body(request: NotificationRequestedV1) -> dict[str, Any]:
@@ -64,82 +56,6 @@ def call_task_body(request: NotificationRequestedV1) -> dict[str, Any]:
     }
 
 
-class SmtpPool:
-    """A component: at most `size` SMTP connections, reused across messages.
-
-    A connection that fails is dropped (the next message opens a new one); an idle connection the
-    server closed meanwhile is reopened once, within the same attempt.
-    """
-
-    name = "smtp-pool"
-
-    def __init__(self, settings: NotifierSettings, size: int) -> None:
-        self.s = settings
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[aiosmtplib.SMTP] = []
-        self.connects = 0
-
-    def _client(self) -> aiosmtplib.SMTP:
-        s = self.s
-        return aiosmtplib.SMTP(
-            hostname=s.smtp_host,
-            port=s.smtp_port,
-            username=s.smtp_username,
-            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-            use_tls=s.smtp_tls,
-            start_tls=s.smtp_starttls,
-            validate_certs=s.smtp_validate_certs,
-            tls_context=self._tls_context(),
-            timeout=s.smtp_timeout_s,
-        )
-
-    def _tls_context(self) -> ssl.SSLContext | None:
-        if self.s.smtp_ca_file is None:
-            return None
-        return ssl.create_default_context(cafile=str(self.s.smtp_ca_file))
-
-    async def send(self, sender: str, recipient: str, message: bytes) -> None:
-        async with self._slots:
-            reused = self._idle.pop() if self._idle else None
-            client = reused if reused is not None and reused.is_connected else None
-            try:
-                if client is None:
-                    client = await self._connect()
-                try:
-                    await client.sendmail(sender, [recipient], message)
-                except aiosmtplib.SMTPServerDisconnected:
-                    if reused is None:
-                        raise
-                    client.close()  # the server closed the idle connection: reopen once
-                    client = await self._connect()
-                    await client.sendmail(sender, [recipient], message)
-            except BaseException:
-                if client is not None:
-                    client.close()
-                raise
-            self._idle.append(client)
-
-    async def _connect(self) -> aiosmtplib.SMTP:
-        client = self._client()
-        await client.connect()
-        self.connects += 1
-        return client
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        idle, self._idle = self._idle, []
-        for client in idle:
-            try:
-                await asyncio.wait_for(client.quit(), 2)
-            except Exception:
-                client.close()
-
-    async def ready(self) -> bool:
-        return True
-
-
 class SmtpChannel:
     """Every email kind: rendered from its template, sent over the pool."""
 
@@ -153,6 +69,8 @@ class SmtpChannel:
             await self.pool.send(envelope_sender(sender), to, message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise DeliveryError(f"recipient refused: {exc}", permanent=True) from exc
+        except BadAddress as exc:  # no SMTP command line can carry it; retrying cannot help
+            raise DeliveryError(f"address cannot be sent over SMTP: {exc}", permanent=True) from exc
         except aiosmtplib.SMTPAuthenticationError as exc:  # a setting to fix; retrying cannot help
             raise DeliveryError(
                 f"SMTP authentication failed (NPSLOOP_SMTP_USERNAME/_PASSWORD): {exc}", permanent=True
