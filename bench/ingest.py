@@ -86,6 +86,7 @@ async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str,
             "NPSLOOP_RATE_LIMIT_PER_S": "1000000",
             "NPSLOOP_RATE_LIMIT_BURST": "1000000",
         }
+        env |= dict(kv.split("=", 1) for kv in args.ingest_env)  # e.g. NPSLOOP_KAFKA_LINGER_MS=5
         ports = {"bare": free_port(), "ingest": free_port()}
         apps = {"bare": "bench.bare_app:create_app", "ingest": "npsloop_ingest.main:create_app"}
         procs = {}
@@ -189,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--result-file", type=Path, default=None)
+    parser.add_argument(
+        "--ingest-env", action="append", default=[], metavar="NAME=VALUE", help="a setting for ingest (repeatable)"
+    )
     args = parser.parse_args(argv)
     from npsloop_platform.testing.infra import kafka_broker, postgres_server
 
