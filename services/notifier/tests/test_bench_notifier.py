@@ -33,7 +33,8 @@ def test_a_short_notifier_benchmark_runs_and_reports_ratios(database_url: str) -
         "notifier_email",
     }
     assert all(v > 0 for v in result["per_s"].values())
-    assert set(result["targets"]) == {"webhook_vs_aiohttp", "email_vs_aiosmtplib"}
+    assert set(result["targets"]) == {"webhook_vs_httpx", "call_task_vs_httpx", "email_vs_aiosmtplib"}
+    assert set(result["stricter"]) == {"webhook_vs_aiohttp", "call_task_vs_aiohttp", "email_vs_aiosmtplib_800b"}
     assert all(r > 0 for r in result["ratios"].values()) and "notifier emails" in run.stdout
     # the same-bytes row sends the notifier's own composed mail, bigger than the 800 B one
     assert result["message_bytes"]["raw_aiosmtplib_send"] > result["message_bytes"]["raw_aiosmtplib_send_800b"]
