@@ -131,7 +131,8 @@ def outage_response(exc: BaseException) -> JSONResponse | None:
 
 
 def _outage_types() -> tuple[type[Exception], ...]:
-    """What may signal an outage: database errors, socket errors, Kafka errors (if aiokafka is there)."""
+    """What may signal an outage: database errors (SQLAlchemy's and asyncpg's), socket errors, Kafka
+    errors (if aiokafka is there). `is_transient` then tells an outage from a fault."""
     from sqlalchemy.exc import DBAPIError
 
     types: tuple[type[Exception], ...] = (DBAPIError, OSError)
@@ -139,6 +140,10 @@ def _outage_types() -> tuple[type[Exception], ...]:
         from aiokafka.errors import KafkaError
 
         types += (KafkaError,)
+    with contextlib.suppress(ImportError):  # hot statements run on asyncpg directly (db.driver_connection)
+        import asyncpg
+
+        types += (asyncpg.PostgresError, asyncpg.InterfaceError)
     return types
 
 
