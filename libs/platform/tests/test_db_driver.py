@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
 
 from npsloop_platform.db import Database, Statement, driver_connection
+from npsloop_platform.testing.helpers import eventually
 
 
 def test_statement_numbers_each_name_once_and_leaves_casts_and_times_alone() -> None:
@@ -38,3 +40,31 @@ async def test_driver_connection_runs_statements_and_drops_a_connection_that_fai
             assert await conn.fetchval("SELECT 1") == 1
     finally:
         await db.stop()
+
+
+async def test_a_pooled_connection_the_server_closed_is_not_handed_out(database_url: str) -> None:
+    """After a PostgreSQL restart the pool still holds connections the server closed; SQLAlchemy's
+    own execution would reconnect, a raw asyncpg statement on one raised 'connection is closed' (a
+    500 in ingest during the chaos run). driver_connection drops it and hands out an open one."""
+    db = Database(database_url, pool_size=1)
+    try:
+        async with driver_connection(db.engine) as conn:
+            old = await conn.fetchval("SELECT pg_backend_pid()")
+        stale = conn  # back in the pool
+        other = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            assert await other.fetchval("SELECT pg_terminate_backend($1)", old)
+        finally:
+            await other.close()
+        await eventually(_closed(stale), timeout=10, what="the pooled connection to see the server close it")
+        async with driver_connection(db.engine) as conn:  # no error: a fresh connection
+            assert conn is not stale and await conn.fetchval("SELECT pg_backend_pid()") != old
+    finally:
+        await db.stop()
+
+
+def _closed(conn: asyncpg.Connection) -> Any:
+    async def check() -> bool:
+        return bool(conn.is_closed())
+
+    return check

@@ -75,6 +75,27 @@ class Statement:
         return list(await conn.fetch(self.sql, *(params[n] for n in self.names)))
 
 
+async def _pooled_open(engine: AsyncEngine) -> Any:
+    """A pooled connection whose asyncpg connection is open. One the server closed meanwhile (a
+    PostgreSQL restart) is dropped, not handed out: SQLAlchemy's own execution would notice and
+    reconnect; here nobody would. A failed connect raises the driver's error (asyncpg's or an
+    OSError, which `retry.is_transient` and the HTTP edge classify), not the adapter's wrapper."""
+    for _ in range(getattr(engine.pool, "size", lambda: 8)() + 2):
+        try:
+            raw = await engine.raw_connection()
+        except Exception as exc:
+            cause = exc.__cause__
+            if isinstance(cause, Exception) and type(exc).__module__.startswith("sqlalchemy"):
+                raise cause from exc
+            raise
+        driver: Any = raw.driver_connection
+        if driver is not None and not driver.is_closed():
+            return raw
+        raw.invalidate()
+        raw.close()
+    raise ConnectionError("every pooled database connection was closed by the server; retry")
+
+
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     """The asyncpg connection under one of the engine's pooled connections, for the few hot-path
@@ -86,7 +107,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     is not there to tell a dead connection from a failed statement, and a reconnect is cheap next
     to an error. The errors are asyncpg's (and OSError), which `retry.is_transient` classifies.
     """
-    raw = await engine.raw_connection()
+    raw = await _pooled_open(engine)
     try:
         yield raw.driver_connection
     except BaseException:

@@ -81,6 +81,8 @@ def is_transient(exc: BaseException) -> bool:
         )
         if isinstance(exc, outage):
             return True
+        if type(exc) is e.InterfaceError and "connection is closed" in str(exc):
+            return True  # the server closed it (a restart) after it was taken from the pool
     except ImportError:  # pragma: no cover
         pass
     if isinstance(exc, OSError):

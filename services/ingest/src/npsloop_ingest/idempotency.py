@@ -180,6 +180,14 @@ class IdempotencyStore:
         if published or released:
             await self._settles.submit((list(published), list(released)))
 
+    async def release(self, items: Sequence[Item]) -> None:
+        """Give back the claims whose publish failed, so that the retry publishes. Best effort: the
+        caller answers 503 either way; a claim left 'pending' is published again by the retry."""
+        try:
+            await self.settle([], items)
+        except Exception as exc:
+            log.warning("could not release %d claims: %s", len(items), type(exc).__name__)
+
     def mark_published_later(self, published: Sequence[Item]) -> None:
         """Mark in the background: the 202 does not wait for it. If the process dies before the
         mark, the claim stays 'pending' and a retry publishes again (downstream dedupes). One

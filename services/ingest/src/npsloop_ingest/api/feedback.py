@@ -210,7 +210,7 @@ async def accept_one(app: Starlette, principal: Principal, body: FeedbackIn, ide
         return _answer(200, Accepted.model_construct(**{**dict(accepted), "status": "duplicate"}), headers)
     failure = await publish_all(bus, [event], settings.publish_timeout_s, [item.customer_key or key_of(event)])
     if failure is not None:
-        await store.settle([], [item])
+        await store.release([item])
         log.warning("feedback not accepted: %s", failure, extra={"event_id": str(event.event_id)})
         return unavailable(settings, [str(event.event_id)])
     store.mark_published_later([item])
@@ -331,7 +331,7 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
         [i.customer_key or key_of(e) for e, i in to_publish],
     )
     if failure is not None:
-        await store.settle([], [i for _, i in to_publish])
+        await store.release([i for _, i in to_publish])
         log.warning("batch of %d not accepted: %s", len(to_publish), failure)
         return unavailable(settings, [str(e.event_id) for e, _ in to_publish])
     store.mark_published_later([i for _, i in to_publish])

@@ -100,7 +100,7 @@ async def patch_feedback(
         return _answer(200, answer.model_copy(update={"status": "duplicate"}), headers)
     failure = await publish_all(bus, [event], settings.publish_timeout_s, keys=[original.customer_key])
     if failure is not None:
-        await store.settle([], [item])
+        await store.release([item])
         log.warning("feedback update not accepted: %s", failure, extra={"event_id": str(event.event_id)})
         return unavailable(settings, [str(event.event_id)])
     store.mark_published_later([item])
