@@ -40,13 +40,21 @@ def keys_of(request: Request) -> KeyStore:
     return keys
 
 
+def bearer_token(header: str) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header; None when the header is malformed."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return None
+    return token
+
+
 async def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise _unauthorized("An API key is required: send 'Authorization: Bearer npsk_...'.", "invalid_request")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
+    token = bearer_token(header)
+    if token is None:
         raise _unauthorized("Malformed Authorization header: expected 'Bearer npsk_...'.", "invalid_request")
     principal = await keys_of(request).authenticate(token)
     if principal is None:
@@ -79,7 +87,8 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
     return dependency
 
 
-SourceDep = Annotated[Principal, Depends(require(Role.SOURCE, Role.ADMIN))]
+SOURCE_ROLES = (Role.SOURCE, Role.ADMIN)  # who may post feedback
+SourceDep = Annotated[Principal, Depends(require(*SOURCE_ROLES))]
 ReaderDep = Annotated[Principal, Depends(require(Role.MANAGER, Role.ADMIN))]
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
 

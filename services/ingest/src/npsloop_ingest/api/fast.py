@@ -16,21 +16,17 @@ the fast path decided is never redone: it hands over before any side effect (rat
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from pydantic import ValidationError
 
-from npsloop_platform.access.keys import Role
+from npsloop_platform.access.http import SOURCE_ROLES, bearer_token
 from npsloop_platform.http_edge import loads_strict, outage_response
 
 from ..handlers import FeedbackIn
 from .feedback import accept_one, router
 
-log = logging.getLogger(__name__)
-
 PATH = "/v1/feedback"
-ROLES = (Role.SOURCE, Role.ADMIN)  # as the route's SourceDep
 _WATCHED = (b"content-type", b"authorization", b"idempotency-key")
 
 
@@ -96,17 +92,12 @@ class FeedbackFastPath:
 
     async def _principal(self, scope: Any, header: bytes | None) -> Any:
         """The principal of a well-formed bearer key with a role this route takes; else None."""
-        if header is None:
-            return None
-        scheme, _, token = header.decode("latin-1").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or " " in token:
-            return None
+        token = None if header is None else bearer_token(header.decode("latin-1"))
         keys = scope["app"].state.npsloop.keys
-        if keys is None:
+        if token is None or keys is None:
             return None
         principal = await keys.authenticate(token)
-        if principal is None or principal.role not in ROLES:
+        if principal is None or principal.role not in SOURCE_ROLES:
             return None
         return principal
 

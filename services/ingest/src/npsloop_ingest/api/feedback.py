@@ -54,7 +54,7 @@ class Accepted(BaseModel):
 
 
 def rate_limit(
-    request: Request | Starlette,
+    app: Starlette,
     settings: IngestSettings,
     principal: Principal,
     response: Response | None,
@@ -62,7 +62,7 @@ def rate_limit(
 ) -> tuple[dict[str, str], JSONResponse | None]:
     """The RateLimit-* headers (for every answer; set on `response` too, if given), and the 429 for a
     key over its limit, or None."""
-    verdict = limiter_of(request, settings).check(principal.prefix, cost=cost)
+    verdict = limiter_of(app, settings).check(principal.prefix, cost=cost)
     headers = verdict.headers()
     if response is not None:
         response.headers.update(headers)
@@ -72,9 +72,8 @@ def rate_limit(
     return headers, JSONResponse(status_code=429, headers=headers, content=content)
 
 
-def limiter_of(request: Request | Starlette, settings: IngestSettings) -> RateLimiter:
+def limiter_of(app: Starlette, settings: IngestSettings) -> RateLimiter:
     """One limiter per app (per replica), made on first use."""
-    app = request.app if isinstance(request, Request) else request
     limiter: RateLimiter | None = getattr(app.state, "rate_limiter", None)
     if limiter is None:
         limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
@@ -82,10 +81,9 @@ def limiter_of(request: Request | Starlette, settings: IngestSettings) -> RateLi
     return limiter
 
 
-def parts_of(request: Request | Starlette) -> tuple[Bus, IngestSettings]:
+def parts_of(app: Starlette) -> tuple[Bus, IngestSettings]:
     """The bus and settings, read here rather than as dependencies: each dependency FastAPI solves
     costs CPU on every request, and these two never fail."""
-    app = request.app if isinstance(request, Request) else request
     state: AppState = app.state.npsloop
     settings = state.settings
     if not isinstance(settings, IngestSettings):
@@ -93,8 +91,7 @@ def parts_of(request: Request | Starlette) -> tuple[Bus, IngestSettings]:
     return state.bus, settings
 
 
-def store_of(request: Request | Starlette) -> IdempotencyStore:
-    app = request.app if isinstance(request, Request) else request
+def store_of(app: Starlette) -> IdempotencyStore:
     store: IdempotencyStore = app.state.npsloop.extras["idempotency"]
     return store
 
@@ -279,8 +276,8 @@ def validated(items: list[Any]) -> list[FeedbackIn | ValidationError]:
     "every accepted item.",
 )
 async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> Response:
-    bus, settings = parts_of(request)
-    headers, too_many = rate_limit(request, settings, principal, None, cost=len(batch.items))
+    bus, settings = parts_of(request.app)
+    headers, too_many = rate_limit(request.app, settings, principal, None, cost=len(batch.items))
     if too_many is not None:
         return too_many
     results: list[ItemResult] = []
@@ -306,7 +303,7 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
             continue
         results.append(ItemResult.model_construct(index=index, status="accepted", event_id=event.event_id, errors=None))
         prepared.append((index, event, item))
-    store = store_of(request)
+    store = store_of(request.app)
     claims = await store.claim([item for _, _, item in prepared])
     to_publish = []
     for (index, event, item), claim in zip(prepared, claims, strict=True):

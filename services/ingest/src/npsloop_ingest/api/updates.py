@@ -71,10 +71,10 @@ async def patch_feedback(
     request: Request,
     response: Response,
 ) -> Response:
-    headers, too_many = rate_limit(request, settings, principal, response)
+    headers, too_many = rate_limit(request.app, settings, principal, response)
     if too_many is not None:
         return too_many
-    store = store_of(request)
+    store = store_of(request.app)
     original = await store.find(principal.tenant_id, event_id)
     in_scope = original is not None and (principal.stores is None or original.store_id in principal.stores)
     if original is None or not in_scope:
