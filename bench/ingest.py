@@ -26,7 +26,7 @@ from typing import Any
 
 from npsloop_platform.testing.servers import free_port, free_port_pair
 
-from .infra import RESULTS_DIR, Children, log, wait_ready, work_dir
+from .infra import RESULTS_DIR, Children, CpuMeter, kafka_pid, log, postgres_pid, wait_ready, work_dir
 from .load import HttpConnection, make_events, post_all
 from .report import fmt, summary_ms
 
@@ -68,6 +68,14 @@ def phase(load: Any) -> dict[str, Any]:
     }
 
 
+def cpu_per_event(meter: CpuMeter, events: int) -> dict[str, float]:
+    """CPU microseconds per accepted event of each process over a phase, and the machine's share
+    they took (`busy`, in cores): where a phase's time went, and how close to 2 full cores it ran."""
+    out = {name: round(used / events * 1e6, 1) for name, used in meter.used.items() if events}
+    out["busy_cores"] = round(sum(meter.used.values()) / meter.wall, 2) if meter.wall else 0.0
+    return out
+
+
 async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str, children: Children) -> dict[str, Any]:
     from npsloop_platform.testing.helpers import make_key
     from npsloop_platform.testing.infra import fresh_database
@@ -94,6 +102,12 @@ async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str,
             argv = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1"]
             argv += ["--port", str(ports[name]), "--log-level", "warning", "--no-access-log"]
             procs[name] = children.spawn(name, argv, work / f"{name}.log", env)
+        meter = CpuMeter()
+        for name, child in procs.items():
+            meter.add(name, child.pid)
+        meter.add("kafka", kafka_pid(work / "kafka"))
+        meter.add("postgres", postgres_pid(work / "pg" / "data"), with_children=True)
+        meter.add("load generator", os.getpid())
         try:
             for name, child in procs.items():
                 await wait_ready(child, f"http://127.0.0.1:{ports[name]}/readyz", 120)
@@ -104,10 +118,12 @@ async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str,
             events = make_events(args.events, args.seed)
             for name in ("bare", "ingest"):
                 log(f"{name}: {len(events)} single posts, {args.concurrency} in flight")
+                meter.start()
                 load = await post_all(
                     f"http://127.0.0.1:{ports[name]}", events, args.concurrency, deadline, "raw", None, key
                 )
-                result[f"single_{name}"] = phase(load)
+                meter.stop()
+                result[f"single_{name}"] = phase(load) | {"cpu_us_per_event": cpu_per_event(meter, len(load.acked_at))}
                 events = make_events(args.events, args.seed + 1)  # fresh ids for ingest
             items = make_events(args.batches * 1000, args.seed + 2)
             bodies = [
@@ -115,21 +131,30 @@ async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str,
                 for i in range(0, len(items), 1000)
             ]
             log(f"ingest: {len(bodies)} batches of 1,000")
+            meter.start()
             seconds, latencies, accepted = await post_batches(
                 f"http://127.0.0.1:{ports['ingest']}", bodies, args.batch_concurrency, key
             )
+            meter.stop()
             result["batches"] = {
                 "batches": len(bodies),
                 "accepted": accepted,
                 "events_per_s": accepted / seconds if seconds > 0 else None,
                 "latency_ms": summary_ms(latencies),
+                "cpu_us_per_event": cpu_per_event(meter, accepted),
             }
             paced = make_events(int(args.rate * args.rate_seconds), args.seed + 3)
             log(f"ingest: {args.rate:g} single posts/s for {args.rate_seconds:g} s")
+            meter.start()
             load = await post_all(
                 f"http://127.0.0.1:{ports['ingest']}", paced, args.concurrency, deadline, "raw", args.rate, key
             )
-            result["paced"] = {"rate": args.rate, **phase(load)}
+            meter.stop()
+            result["paced"] = {
+                "rate": args.rate,
+                **phase(load),
+                "cpu_us_per_event": cpu_per_event(meter, len(load.acked_at)),
+            }
         finally:
             children.stop(list(procs.values()))
     bare, single = result["single_bare"]["events_per_s"] or 0, result["single_ingest"]["events_per_s"] or 0
@@ -172,6 +197,23 @@ def report(r: dict[str, Any]) -> str:
         lat = p["latency_ms"]
         row = f"{fmt(p['events_per_s']):>12}{fmt(lat.get('p50')):>10}{fmt(lat.get('p99')):>10}"
         out.append(f"  {label:<34}{row}{p['accepted']:>10}")
+    out.append("")
+    names = ["bare", "ingest", "kafka", "postgres", "load generator"]
+    out.append(
+        f"  {'CPU us per event':<34}"
+        + "".join(f"{n:>10}" for n in ("bare", "ingest", "kafka", "postgres", "loadgen"))
+        + f"{'cores':>8}"
+    )
+    for key, label in (
+        ("single_bare", "bare, single"),
+        ("single_ingest", "ingest, single"),
+        ("batches", "ingest, batches"),
+        ("paced", "ingest, paced"),
+    ):
+        cpu = r[key].get("cpu_us_per_event", {})
+        out.append(
+            f"  {label:<34}" + "".join(f"{fmt(cpu.get(n)):>10}" for n in names) + f"{fmt(cpu.get('busy_cores'), 2):>8}"
+        )
     out.append("")
     for name, t in r["targets"].items():
         out.append(f"  {'MET   ' if t['met'] else 'MISSED'}  {name:<40} {fmt(t['measured'], 3)}")

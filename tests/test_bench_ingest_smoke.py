@@ -38,3 +38,10 @@ def test_a_small_ingest_benchmark_runs_and_every_phase_accepts_everything(
     for phase in ("single_bare", "single_ingest", "batches", "paced"):
         assert result[phase]["events_per_s"] > 0 and result[phase]["latency_ms"]["p99"] > 0
     assert set(result["targets"]) and all("met" in t for t in result["targets"].values())
+    # Where each phase's CPU went (the session's broker and database are not the bench's own, so
+    # they are not measured here): the process under load did work, the idle one next to nothing.
+    cpu = {phase: result[phase]["cpu_us_per_event"] for phase in ("single_bare", "single_ingest", "batches", "paced")}
+    assert cpu["single_bare"]["bare"] > 0 and cpu["single_ingest"]["ingest"] > cpu["single_ingest"]["bare"]
+    assert cpu["single_bare"]["load generator"] > 0 and cpu["single_ingest"]["load generator"] > 0
+    assert all(c["busy_cores"] > 0 for c in cpu.values())
+    assert "kafka" not in cpu["batches"] and "postgres" not in cpu["batches"]
