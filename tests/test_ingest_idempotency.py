@@ -227,20 +227,3 @@ async def test_a_claim_racing_another_statement_on_the_same_id_is_never_new(stor
             assert not ours.done()
             await transaction.commit()
         assert await asyncio.wait_for(ours, 10) == [expected]
-
-
-async def test_ingest_plans_its_statements_once_on_its_own_database(database_url: str) -> None:
-    """PostgreSQL re-planned the claim for every call (a custom plan per array of ids): half of its
-    CPU per claim. Ingest's own pool asks for generic plans; that is its only session setting."""
-    from npsloop_ingest.config import IngestSettings
-    from npsloop_ingest.main import build
-    from npsloop_platform.db import Database, driver_connection
-
-    parts = build(IngestSettings(database_url=database_url), MemoryBus())
-    db = next(c for c in parts.components if isinstance(c, Database))
-    try:
-        async with driver_connection(db.engine) as conn:
-            assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
-            assert await conn.fetchval("SHOW synchronous_commit") == "on"  # claims stay durable
-    finally:
-        await db.stop()

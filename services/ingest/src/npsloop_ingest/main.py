@@ -27,10 +27,7 @@ def build(settings: IngestSettings, bus: Bus, keys: KeyStore | None = None, db: 
     """The parts of ingest, for the app below or for the one-process embedded runner (which passes
     the key store and database it shares with the other services)."""
     own_db = db is None
-    # Generic plans: ingest's statements are keyed by primary key and take their rows as arrays.
-    # PostgreSQL planned the claim afresh on every call (a custom plan for each array), which was
-    # half of its CPU per claim: 417 -> 217 us per statement of 4 items (bench/README.md).
-    db = db or Database(settings.dsn, pool_size=8, session_settings={"plan_cache_mode": "force_generic_plan"})
+    db = db or Database(settings.dsn, pool_size=8)
     components: list[Component] = [db] if own_db else []
     if keys is None:
         keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)
