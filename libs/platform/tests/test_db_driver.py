@@ -68,3 +68,37 @@ def _closed(conn: asyncpg.Connection) -> Any:
         return bool(conn.is_closed())
 
     return check
+
+
+async def test_session_settings_hold_on_every_connection_through_rollbacks(database_url: str) -> None:
+    """Ingest asks for custom plans; the setting must survive the pool's rollback on return and
+    apply to a connection opened later (after one was dropped), on both execution paths."""
+    from sqlalchemy import text
+
+    db = Database(database_url, pool_size=1, session_settings={"plan_cache_mode": "force_custom_plan"})
+    try:
+        async with db.engine.connect() as conn:  # SQLAlchemy's path, in a transaction it rolls back
+            assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
+            await conn.rollback()
+        async with driver_connection(db.engine) as raw:
+            assert await raw.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+            pid = await raw.fetchval("SELECT pg_backend_pid()")
+        with pytest.raises(asyncpg.UndefinedTableError):  # drops that connection
+            async with driver_connection(db.engine) as raw:
+                await raw.fetch("SELECT * FROM no_such_table")
+        async with driver_connection(db.engine) as raw:
+            assert await raw.fetchval("SELECT pg_backend_pid()") != pid
+            assert await raw.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    finally:
+        await db.stop()
+    plain = Database(database_url, pool_size=1)  # nobody else gets it
+    try:
+        async with driver_connection(plain.engine) as raw:
+            assert await raw.fetchval("SHOW plan_cache_mode") == "auto"
+    finally:
+        await plain.stop()
+
+
+def test_a_session_setting_name_that_is_not_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a PostgreSQL setting name"):
+        Database("postgresql://u@127.0.0.1/db", session_settings={"plan_cache_mode; DROP TABLE x": "on"})

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -21,16 +21,38 @@ def to_async_url(url: str) -> str:
     raise ValueError(f"not a PostgreSQL URL (expected postgresql://...): {url.split('@')[-1]!r}")
 
 
+def _set_on_connect(engine: AsyncEngine, settings: dict[str, str]) -> None:
+    """`SET name = value` on every new connection, once. Plain SET statements, not startup
+    parameters, so that a pooler (PgBouncer refuses unknown startup parameters) passes them; run on
+    the driver connection itself, outside any transaction, so that no rollback undoes them."""
+    for name in settings:
+        if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
+            raise ValueError(f"not a PostgreSQL setting name: {name!r}")
+    statements = [f"SET {name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in settings.items()]
+
+    async def apply(driver: Any) -> None:
+        for sql in statements:
+            await driver.execute(sql)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.run_async(apply)
+
+
 class Database:
     """A component owning the engine. The unit of work commits once, at the edge."""
 
     name = "postgres"
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, echo: bool = False, session_settings: Mapping[str, str] | None = None
+    ) -> None:
         self.url = to_async_url(url)
         # No pre-ping: it costs a round trip per checkout. A connection that died with the server
         # fails its statement instead, is invalidated, and the edge retries that as an outage.
         self.engine: AsyncEngine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size, echo=echo)
+        if session_settings:
+            _set_on_connect(self.engine, dict(session_settings))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def start(self) -> None:
