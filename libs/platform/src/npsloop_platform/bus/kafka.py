@@ -22,10 +22,12 @@ from aiokafka.errors import (
     OutOfOrderSequenceNumber,
     UnknownProducerId,
 )
+from aiokafka.partitioner import DefaultPartitioner
 
 from .. import tracing
 from ..retry import Stopped, retrying
 from .base import Headers, Message, TopicPartition, as_bytes
+from .partitioning import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +168,7 @@ class KafkaBus:
 
         `send` per message was a fifth of ingest's CPU for a batch of 1,000 (metadata wait, the
         partitioner, one future and one accumulator append each). Partitions are chosen exactly as
-        `send` chooses them (the producer's own partitioner), so a key stays on its partition.
+        `send` chooses them (the default partitioner's murmur2), so a key stays on its partition.
         """
         if self._producer is None:
             raise BusUnavailable(f"Kafka at {self.bootstrap} is not connected")
@@ -175,9 +177,16 @@ class KafkaBus:
         await producer.client._wait_on_metadata(physical)
         extra = list(tracing.inject(headers))
         by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
+        # A keyed message on the default partitioner: the same choice, computed here once per
+        # topic instead of per message (`partitioning.py`); anything else asks the producer.
+        partitions = sorted(producer._metadata.partitions_for_topic(physical) or ())
+        ours = bool(partitions) and type(producer._partitioner) is DefaultPartitioner
         for value, key in messages:
             raw_key = as_bytes(key)
-            partition = producer._partition(physical, None, key, value, raw_key, value)
+            if ours and raw_key is not None:
+                partition = partition_for(raw_key, partitions)
+            else:
+                partition = producer._partition(physical, None, key, value, raw_key, value)
             by_partition.setdefault(partition, []).append((raw_key, value))
         futures: list[asyncio.Future[Any]] = []
         for partition, records in by_partition.items():
