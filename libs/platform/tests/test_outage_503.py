@@ -30,6 +30,12 @@ def test_a_bare_dbapi_error_around_an_outage_is_transient_and_around_a_bug_is_no
     assert not is_transient(DBAPIError("SELECT 1", {}, Exception("syntax error at or near")))
 
 
+def busy_connection() -> Exception:
+    import asyncpg
+
+    return asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+
+
 def app_raising(exc: BaseException) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
@@ -55,6 +61,7 @@ async def get(app: FastAPI) -> httpx.Response:
         FileNotFoundError(2, "No such file or directory"),  # the socket of a restarting Postgres
         ConnectionRefusedError(111, "Connection refused"),
         shutting_down(),  # the second run: a bare DBAPIError around asyncpg's CannotConnectNowError
+        busy_connection(),  # a pooled connection handed out mid-statement while Postgres restarted
     ],
 )
 def test_an_outage_during_a_request_is_a_503_with_retry_after(exc: BaseException) -> None:
@@ -64,7 +71,10 @@ def test_an_outage_during_a_request_is_a_503_with_retry_after(exc: BaseException
 
 
 def test_a_bug_is_still_a_500() -> None:
+    import asyncpg
+
     assert asyncio.run(get(app_raising(ValueError("bug")))).status_code == 500
+    assert asyncio.run(get(app_raising(asyncpg.InternalClientError("unexpected message")))).status_code == 500
     assert asyncio.run(get(app_raising(FileNotFoundError(2, "No such file", "policy.yaml")))).status_code == 500
 
 

@@ -23,20 +23,28 @@ def to_async_url(url: str) -> str:
 
 def _set_on_connect(engine: AsyncEngine, settings: dict[str, str]) -> None:
     """`SET name = value` on every new connection, once. Plain SET statements, not startup
-    parameters, so that a pooler (PgBouncer refuses unknown startup parameters) passes them; run on
-    the driver connection itself, outside any transaction, so that no rollback undoes them."""
+    parameters, so that a pooler (PgBouncer refuses unknown startup parameters) passes them."""
     for name in settings:
         if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
             raise ValueError(f"not a PostgreSQL setting name: {name!r}")
     statements = [f"SET {name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in settings.items()]
 
-    async def apply(driver: Any) -> None:
-        for sql in statements:
-            await driver.execute(sql)
-
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.run_async(apply)
+        # Through the adapter's cursor, so that a failure (the server going away meanwhile) comes
+        # out as SQLAlchemy's connect errors do, which the outage handling knows; in autocommit,
+        # so that the SETs are not inside a transaction that the pool later rolls back.
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                for sql in statements:
+                    cursor.execute(sql)
+            finally:
+                cursor.close()
+        finally:
+            dbapi_connection.autocommit = autocommit
 
 
 class Database:

@@ -143,7 +143,7 @@ def _outage_types() -> tuple[type[Exception], ...]:
     with contextlib.suppress(ImportError):  # hot statements run on asyncpg directly (db.driver_connection)
         import asyncpg
 
-        types += (asyncpg.PostgresError, asyncpg.InterfaceError)
+        types += (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
     return types
 
 
