@@ -8,14 +8,6 @@ from npsloop_platform.settings import DatabaseSettings
 class IngestSettings(DatabaseSettings):
     """Ingest reads API keys from PostgreSQL (the `access` schema), so it needs DATABASE_URL too."""
 
-    kafka_linger_ms: int = Field(
-        default=5,
-        ge=0,
-        le=1000,
-        description="Producer batching delay. Every answer waits for its ack, so a lone post waits up to "
-        "this long; under load the posts of these milliseconds share one produce request, which the "
-        "broker pays for per request (at 1,000 posts/s, p99 31-47 ms with 5 against 44-62 with 0).",
-    )
     source_name: str = Field(default="npsloop-ingest", description="The envelope's `source`.")
     publish_timeout_s: float = Field(
         default=5.0, gt=0, description="How long ingest waits for a Kafka ack before answering 503."

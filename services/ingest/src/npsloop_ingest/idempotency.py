@@ -175,16 +175,14 @@ class IdempotencyStore:
         result: list[Claim] = await self._claims.submit(list(items))
         return result
 
-    async def settle(self, published: Sequence[Item], released: Sequence[Item]) -> None:
-        """Mark what Kafka acknowledged; release the claims whose publish failed (coalesced)."""
-        if published or released:
-            await self._settles.submit((list(published), list(released)))
-
     async def release(self, items: Sequence[Item]) -> None:
-        """Give back the claims whose publish failed, so that the retry publishes. Best effort: the
-        caller answers 503 either way; a claim left 'pending' is published again by the retry."""
+        """Give back the claims whose publish failed, so that the retry publishes (coalesced with
+        the other releases of the moment). Best effort: the caller answers 503 either way; a claim
+        left 'pending' is published again by the retry."""
+        if not items:
+            return
         try:
-            await self.settle([], items)
+            await self._settles.submit(([], list(items)))
         except Exception as exc:
             log.warning("could not release %d claims: %s", len(items), type(exc).__name__)
 
