@@ -61,10 +61,14 @@ async def test_the_broker_stops_mid_stream_and_nothing_acknowledged_is_lost(data
                     transport=transport, base_url="http://i", headers=bearer(key), timeout=30
                 ) as client:
 
-                    under_way = asyncio.Event()
+                    under_way, stopped = asyncio.Event(), asyncio.Event()
 
-                    async def stream(count: int) -> None:
-                        for _ in range(count):
+                    async def stream() -> None:
+                        # Until two batches went out after the stop finished: a fixed count could all
+                        # be taken before the broker went down, once batches got faster.
+                        after_stop = 0
+                        while after_stop < 2 and len(answers) < 500:
+                            after_stop += stopped.is_set()
                             items = batch(200)
                             r = await client.post("/v1/feedback:batch", json={"items": items})
                             answers.append((items, r.status_code))
@@ -73,9 +77,10 @@ async def test_the_broker_stops_mid_stream_and_nothing_acknowledged_is_lost(data
                             if r.status_code == 200:
                                 assert r.json()["accepted"] == 200, r.text
 
-                    posting = asyncio.create_task(stream(6))
+                    posting = asyncio.create_task(stream())
                     await under_way.wait()  # the broker stops while batches are under way
                     await asyncio.to_thread(broker, "stop", data, port)
+                    stopped.set()
                     await posting
                     refused = [items for items, status in answers if status == 503]
                     assert refused, "no batch was caught by the stop"
