@@ -32,6 +32,14 @@ def expected_of(events: list[Event], tenants: dict[str, str], load: Any) -> dict
     fresh = [e for e in acked if e.band != "repeat"]
     customers = {e.event_id: (tenants[e.event_id], json.loads(e.body)["customer_id"]) for e in acked}
     detractor_customers = {customers[e.event_id] for e in acked if e.band in ("detractor", "repeat")}
+    # One call task per detractor case, under the id of the answer that opened the case. That is
+    # the customer's first detractor answer as actions saw it, not always as the load sent it: a
+    # first answer refused with 503 and retried can land after the customer's second one.
+    calls: dict[tuple[str, str], set[str]] = {}
+    for e in acked:
+        if e.band in ("detractor", "repeat"):
+            call = str(derive_id("delivery:call_task", uuid.UUID(e.event_id)))
+            calls.setdefault(customers[e.event_id], set()).add(call)
     # a negative late comment on a passive answer opens a case too (the policy's late-comment rule)
     detractor_customers |= {customers[i] for i in load.patched_ids if i in customers}
     return {
@@ -40,8 +48,20 @@ def expected_of(events: list[Event], tenants: dict[str, str], load: Any) -> dict
         "emails": {
             str(derive_id("delivery:thank_you_email", uuid.UUID(e.event_id))) for e in fresh if e.band == "promoter"
         },
-        "calls": {str(derive_id("delivery:call_task", uuid.UUID(e.event_id))) for e in fresh if e.band == "detractor"},
+        "calls": calls,
         "customers": {t: {c for tt, c in customers.values() if tt == t} for t in set(tenants.values())},
+        "repeats": {e.event_id for e in acked if e.band == "repeat"},
+    }
+
+
+def call_counts(expected: dict[Any, set[str]], received: set[str]) -> dict[str, int]:
+    """Call tasks against the detractor customers: `expected` holds, per customer, the call ids of
+    all their detractor answers (any one of them may have opened the case)."""
+    return {
+        "calls_missing": sum(1 for ids in expected.values() if not ids & received),
+        "calls_doubled": sum(1 for ids in expected.values() if len(ids & received) > 1),  # 2 calls, 1 case
+        "calls_unexpected": len(received - set().union(*expected.values())),
+        "calls_unique": len(received),
     }
 
 
@@ -145,8 +165,7 @@ async def snapshot(db: Any, exp: dict[str, Any], tails: dict[str, JsonlTail], ct
         ),
         "emails_missing": len(exp["emails"] - set(ids["emails"])),
         "emails_unique": len(ids["emails"]),
-        "calls_missing": len(exp["calls"] - set(ids["calls"])),
-        "calls_unique": len(ids["calls"]),
+        **call_counts(exp["calls"], set(ids["calls"])),
         "webhooks_received": len(ids["webhooks"]),
         # the run has one subscription: one event received under two ids would be a double post
         "webhooks_duplicates": sum(len(v) - 1 for v in ids_per_event.values()),
@@ -164,6 +183,7 @@ def done(s: dict[str, Any], exp: dict[str, Any], lag: dict[str, int], poison_fou
         and s["cases"] >= exp["cases"]
         and s["emails_missing"] == 0
         and s["calls_missing"] == 0
+        and s["calls_unique"] >= len(exp["calls"])
         and not wh.get("pending")
         and not wh.get("retrying")
         and s["webhooks_received"] >= wh.get("sent", 0)
@@ -270,7 +290,9 @@ async def check(
     expect("cases (one per customer with a detractor answer)", s["cases"], exp["cases"])
     expect("customers with more than one case", s["customers_with_2_cases"], 0)
     expect("thank-you emails missing", s["emails_missing"], 0)
-    expect("call tasks missing", s["calls_missing"], 0)
+    expect("detractor customers without a call task", s["calls_missing"], 0)
+    expect("detractor customers with two call tasks", s["calls_doubled"], 0)
+    expect("call tasks for no detractor answer", s["calls_unexpected"], 0)
     expect("webhooks posted for one event under two delivery ids", s["webhooks_duplicates"], 0)
     expect("webhooks that failed signature verification", s["webhooks_unverified"], 0)
     expect("webhooks sent but not received", max(0, s["webhook_deliveries"].get("sent", 0) - s["webhooks_received"]), 0)
@@ -287,6 +309,8 @@ async def check(
     for dlq, found in dlqs.items():
         expect(f"poison messages missing from {dlq}", len(markers - set(found)), 0)
         expect(f"DLQ entries of {dlq} without a reason", sum(1 for m in markers if m in found and not found[m]), 0)
+    openers = await rows(db, "SELECT feedback_event_id::text FROM actions.cases WHERE kind = 'callback'")
+    opened_by_repeat = sum(1 for (fid,) in openers if fid in exp["repeats"])
     leaks = await cross_tenant(services, admin, exp)
     failures += [f"cross-tenant: {p}" for p in leaks]
     logs = [p for svc in services.values() for p in svc.logs()]
@@ -294,7 +318,8 @@ async def check(
     failures += [f"log leak: {n} lines with {what}" for what, n in pii.items()]
     return {
         **s,
-        "expected": {k: (len(v) if isinstance(v, set) else v) for k, v in exp.items() if k != "customers"},
+        "expected": {k: (len(v) if isinstance(v, (set, dict)) else v) for k, v in exp.items() if k != "customers"},
+        "cases_opened_by_a_second_answer": opened_by_repeat,  # its first answer was retried past it
         "consumer_lag": lag,
         "dlq": {t: len(f) for t, f in dlqs.items()},
         "poison_injected": len(markers),
@@ -318,7 +343,11 @@ def report(result: dict[str, Any]) -> str:
         ("cases", c.get("cases"), e.get("cases")),
         ("customers with 2+ cases", c.get("customers_with_2_cases"), 0),
         ("emails missing (unique ids)", c.get("emails_missing"), 0),
-        ("call tasks missing (unique ids)", c.get("calls_missing"), 0),
+        (
+            "call tasks: customers without / with two / unexpected",
+            f"{c.get('calls_missing')}/{c.get('calls_doubled')}/{c.get('calls_unexpected')}",
+            "0/0/0",
+        ),
         (
             "webhooks received (unique ids) / one event, 2 ids / unverified",
             f"{c.get('webhooks_received')}/{c.get('webhooks_duplicates')}/{c.get('webhooks_unverified')}",
@@ -326,6 +355,7 @@ def report(result: dict[str, Any]) -> str:
         ),
         ("redelivered, same id (receivers dedupe)", str(c.get("redelivered_same_id")), ""),
         ("poison messages injected / DLQs", f"{c.get('poison_injected')}/{c.get('dlq')}", ""),
+        ("cases opened by a customer's 2nd answer (1st retried)", c.get("cases_opened_by_a_second_answer"), ""),
         ("consumer lag", sum((c.get("consumer_lag") or {}).values()) if c else None, 0),
         ("outbox unpublished", c.get("outbox_unpublished"), 0),
         ("log lines searched / leaks", f"{c.get('log_lines_searched')}/{len(c.get('log_leaks') or {})}", "n/0"),

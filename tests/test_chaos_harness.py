@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from bench.chaos import TENANT_B, make_load
-from bench.chaos_check import log_leaks
+from bench.chaos_check import call_counts, expected_of, log_leaks
 from bench.chaos_faults import schedule
 from bench.sinks import Control, Recorder, SmtpHandler, make_http_server
 from npsloop_platform.testing.servers import free_port
@@ -49,6 +50,36 @@ def test_the_load_has_unique_events_repeated_customers_and_a_second_tenant() -> 
             assert key in first_seen and first_seen[key] < i and b["score"] <= 6
         first_seen.setdefault(key, i)
         assert tenants[e.event_id] == b["tenant_id"]
+
+
+def test_a_call_task_counts_under_whichever_detractor_answer_opened_the_case() -> None:
+    """A first answer refused with 503 and retried can reach actions after the customer's second
+    one, which then opens the case and carries the call task: not a loss (the CI failure of
+    2026-12-02 was this). Two call tasks for one customer, or none, are counted."""
+    from types import SimpleNamespace
+
+    from npsloop_schemas import derive_id
+
+    events, tenants = make_load(700, seed=3)
+    load = SimpleNamespace(acked={e.event_id: 0.0 for e in events}, patched_ids=set())
+    exp = expected_of(events, tenants, load)
+    repeat = next(e for e in events if e.band == "repeat")
+    key = (tenants[repeat.event_id], json.loads(repeat.body)["customer_id"])
+    first = next(
+        e for e in events if e.band == "detractor" and (tenants[e.event_id], json.loads(e.body)["customer_id"]) == key
+    )
+
+    def call(e: object) -> str:
+        return str(derive_id("delivery:call_task", uuid.UUID(e.event_id)))  # type: ignore[attr-defined]
+
+    others = {min(ids) for k, ids in exp["calls"].items() if k != key}
+    assert len(exp["calls"]) == sum(1 for e in events if e.band == "detractor")
+    ok = call_counts(exp["calls"], others | {call(first)})
+    assert ok == {"calls_missing": 0, "calls_doubled": 0, "calls_unexpected": 0, "calls_unique": len(exp["calls"])}
+    assert call_counts(exp["calls"], others | {call(repeat)})["calls_missing"] == 0  # the repeat opened it
+    assert call_counts(exp["calls"], others)["calls_missing"] == 1
+    assert call_counts(exp["calls"], others | {call(first), call(repeat)})["calls_doubled"] == 1
+    assert call_counts(exp["calls"], others | {str(uuid.uuid4())})["calls_unexpected"] == 1
 
 
 def test_the_log_search_finds_an_email_a_phone_and_a_key(tmp_path: Path) -> None:
