@@ -243,3 +243,26 @@ async def test_dead_letter_log_lines_carry_ids_and_never_the_comment(caplog: pyt
     assert secret not in caplog.text
     (refused,) = [r for r in caplog.records if "no tenant configured" in r.getMessage()]
     assert getattr(refused, "event_id", None) and getattr(refused, "correlation_id", None)
+
+
+async def test_a_stop_wakes_a_waiting_poll_and_the_next_consumer_loses_and_repeats_nothing(bus: Bus) -> None:
+    await put(bus, [1, 2, 3])
+    seen: list[int] = []
+
+    async def handle(items: Items, uow: UnitOfWork) -> None:
+        seen.extend(i.event.payload.score for i in items)
+
+    c = consumer(bus, handle, poll_ms=120_000)  # a poll waits up to two minutes for records
+    await c.start()
+
+    async def three() -> bool:
+        return len(seen) == 3
+
+    await eventually(three, timeout=30, what="the first three handled")
+    await asyncio.sleep(0.2)  # in the next poll, which has nothing to wait for but a stop
+    await asyncio.wait_for(c.stop(), 20)  # not the poll's two minutes
+    assert not c.running()
+    await put(bus, [4])
+    await run_until(consumer(bus, handle), lambda: len(seen) >= 4)
+    assert seen == [1, 2, 3, 4]
+    assert await committed_total(bus, "g", Topics.FEEDBACK_RECEIVED) == 4

@@ -112,7 +112,7 @@ class HttpServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         sink.url = f"http://127.0.0.1:{self._server.server_address[1]}/call-tasks"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     def start(self) -> HttpSink:
         self._thread.start()
