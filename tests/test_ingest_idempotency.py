@@ -16,7 +16,7 @@ from npsloop.loop import Loop
 from npsloop_ingest.idempotency import IdempotencyStore
 from npsloop_platform.access import Role
 from npsloop_platform.bus import MemoryBus
-from npsloop_platform.testing.helpers import bearer, eventually, feedback_body, read_topic
+from npsloop_platform.testing.helpers import bearer, eventually, feedback_body, read_all
 from npsloop_schemas import Topics
 
 
@@ -25,7 +25,7 @@ def body(score: int = 5, **extra: Any) -> dict[str, Any]:
 
 
 async def published(loop: Loop) -> list[bytes]:
-    return [m.value or b"" for m in await read_topic(loop.bus, Topics.FEEDBACK_RECEIVED, 10**6, timeout=2)]
+    return [m.value or b"" for m in await read_all(loop.bus, Topics.FEEDBACK_RECEIVED)]
 
 
 async def test_a_repeat_is_a_duplicate_and_a_reused_id_with_another_body_is_409(

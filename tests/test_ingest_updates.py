@@ -13,7 +13,7 @@ import httpx
 
 from npsloop.loop import Loop
 from npsloop_platform.access import Role
-from npsloop_platform.testing.helpers import bearer, feedback_body, read_topic
+from npsloop_platform.testing.helpers import bearer, feedback_body, read_all
 from npsloop_schemas import FeedbackReceivedV1, FeedbackUpdatedV1, Topics, parse_event
 
 from .test_ingest_idempotency import FlakyBus
@@ -24,7 +24,7 @@ def body(score: int = 5, **extra: Any) -> dict[str, Any]:
 
 
 async def on_topic(loop: Loop) -> list[tuple[str, Any]]:
-    msgs = await read_topic(loop.bus, Topics.FEEDBACK_RECEIVED, 10**6, timeout=2)
+    msgs = await read_all(loop.bus, Topics.FEEDBACK_RECEIVED)
     return [((m.key or b"").decode(), parse_event(m.value or b"")) for m in msgs]
 
 

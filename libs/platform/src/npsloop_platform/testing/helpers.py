@@ -35,6 +35,49 @@ async def read_topic(bus: Bus, topic: str, count: int, timeout: float = 60) -> l
     return out
 
 
+async def read_all(bus: Bus, topic: str) -> list[Message]:
+    """Every message of `topic` there is now: read up to the end offsets taken at the call, not
+    until a quiet period. A message whose send was acknowledged before the call is in the answer."""
+    from ..bus.kafka import KafkaBus
+    from ..bus.memory import MemoryBus
+
+    if isinstance(bus, MemoryBus):
+        return bus.messages(topic)
+    assert isinstance(bus, KafkaBus), f"read_all knows the memory and Kafka buses, not {type(bus).__name__}"
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    await bus.ensure_topics([topic])
+    physical = bus.physical(topic)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bus.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bus.bootstrap)
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([physical])
+        finally:
+            await admin.close()
+        tps = [TopicPartition(physical, p["partition"]) for p in described["partitions"]]
+        assert tps, f"{physical} has no partitions: {described}"
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[Message] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            for tp, records in (await consumer.getmany(*tps, timeout_ms=1000)).items():
+                for r in records:
+                    if r.offset < ends[tp]:
+                        out.append(
+                            Message(topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp)
+                        )
+        return out
+    finally:
+        await consumer.stop()
+
+
 async def committed_total(bus: Bus, group_id: str, topic: str) -> int:
     """How many messages of `topic` the group has committed, over all partitions (both buses)."""
     offsets = await bus.committed_offsets(group_id)
