@@ -118,3 +118,23 @@ def test_otlp_exports_spans_over_http_to_the_configured_endpoint(monkeypatch: py
     assert attributes["service.name"] == "npsloop-ingest"
     (span,) = [s for scope in resource_spans.scope_spans for s in scope.spans]
     assert span.name == "POST /v1/feedback" and span.trace_id.hex() == CALLER_TRACE
+
+
+@pytest.mark.parametrize("bus", ["memory"], indirect=True)  # about HTTP only: Kafka adds nothing here
+async def test_a_process_wide_tracer_provider_adds_no_second_server_span(
+    spans: InMemorySpanExporter, loop: Loop, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent such as `opentelemetry-instrument` sets a process-wide provider. FastAPI's own
+    telemetry would then add its server span next to ours; it is off, so each request has one."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    global_provider = TracerProvider()
+    global_provider.add_span_processor(SimpleSpanProcessor(spans))  # what it records lands here too
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: global_provider)
+    response = await client.post("/v1/feedback", json=feedback_body(9, customer_id="c-agent"))
+    assert response.status_code == 202, response.text
+    server = [s for s in spans.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
+    assert [s.name for s in server] == ["POST /v1/feedback"]
+    global_provider.shutdown()
