@@ -37,6 +37,9 @@ def test_a_small_ingest_benchmark_runs_and_every_phase_accepts_everything(
     assert result["paced"]["accepted"] == 200 and result["paced"]["statuses"] == {"202": 200}
     for phase in ("single_bare", "single_ingest", "batches", "paced"):
         assert result[phase]["events_per_s"] > 0 and result[phase]["latency_ms"]["p99"] > 0
+    # single posts ran in alternating rounds (bare, ingest, ...), each round accepted by both
+    assert result["single_bare"]["rounds"] == result["single_ingest"]["rounds"] == len(result["single_rounds"]) == 4
+    assert all(r["bare"] > 0 and r["ingest"] > 0 for r in result["single_rounds"])
     assert set(result["targets"]) and all("met" in t for t in result["targets"].values())
     # Where each phase's CPU went (the session's broker and database are not the bench's own, so
     # they are not measured here): the process under load did work, the idle one next to nothing.
