@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal
+import ssl
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -155,3 +157,49 @@ class DatabaseSettings(PlatformSettings):
                 "or NPSLOOP_MODE=dev on a development machine"
             )
         return self
+
+
+class SmtpSettings(PlatformSettings):
+    """The SMTP server that mail goes to: the notifier's messages and reporting's digests read the
+    same NPSLOOP_SMTP_* variables (one ConfigMap for both), and connect with `smtp_options()`."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS (port 587).")
+    smtp_tls: bool = Field(default=False, description="Implicit TLS from the first byte (SMTPS, port 465).")
+    smtp_validate_certs: bool = True
+    smtp_ca_file: Path | None = Field(default=None, description="A CA bundle to verify the SMTP server with.")
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    mail_from: str = "npsloop <noreply@npsloop.local>"
+
+    @model_validator(mode="after")
+    def _one_kind_of_tls(self) -> SmtpSettings:
+        if self.smtp_tls and self.smtp_starttls:
+            raise ValueError(
+                "NPSLOOP_SMTP_TLS and NPSLOOP_SMTP_STARTTLS exclude each other: TLS from the first byte "
+                "(SMTPS, port 465) or an upgrade of a plain connection (port 587), not both"
+            )
+        return self
+
+    def smtp_options(self) -> dict[str, Any]:
+        """Keyword arguments for `aiosmtplib.SMTP(...)` and `aiosmtplib.send(...)`. A CA file is read
+        here, so a missing or broken one fails now, with its name, not at the first mail."""
+        context = None
+        if self.smtp_ca_file is not None:
+            try:
+                context = ssl.create_default_context(cafile=str(self.smtp_ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"NPSLOOP_SMTP_CA_FILE {self.smtp_ca_file}: {exc}") from None
+        return {
+            "hostname": self.smtp_host,
+            "port": self.smtp_port,
+            "username": self.smtp_username,
+            "password": self.smtp_password.get_secret_value() if self.smtp_password else None,
+            "use_tls": self.smtp_tls,
+            "start_tls": self.smtp_starttls,
+            "validate_certs": self.smtp_validate_certs,
+            "tls_context": context,
+            "timeout": self.smtp_timeout_s,
+        }

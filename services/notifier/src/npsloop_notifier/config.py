@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from npsloop_platform.settings import DatabaseSettings
+from npsloop_platform.settings import DatabaseSettings, SmtpSettings
 from npsloop_schemas import NotificationKind
 
 #: Kinds a customer receives; every one counts against the frequency cap.
@@ -14,24 +14,15 @@ CUSTOMER_FACING = frozenset(NotificationKind)
 EMAIL_KINDS = frozenset(k for k in NotificationKind if k is not NotificationKind.CALL_TASK)
 
 
-class NotifierSettings(DatabaseSettings):
+class NotifierSettings(DatabaseSettings, SmtpSettings):
     group_id: str = "notifier"
     source_name: str = "npsloop-notifier"
     # A batch ends with its slowest delivery; batches of about two rounds of max_in_flight keep the
     # wait behind the previous batch short (p99 ack -> email at 500/s).
     consumer_max_batch: int = Field(default=128, ge=1, le=10_000, description="Most requests one batch holds.")
     max_in_flight: int = Field(default=64, ge=1, le=1000, description="Deliveries under way at once (per process).")
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = Field(default=1025, ge=1, le=65535)
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS (port 587).")
-    smtp_tls: bool = Field(default=False, description="Implicit TLS from the first byte (SMTPS, port 465).")
-    smtp_validate_certs: bool = True
-    smtp_ca_file: Path | None = Field(default=None, description="A CA bundle to verify the SMTP server with.")
-    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    # smtp_host, smtp_port, smtp_tls, ... and mail_from: SmtpSettings, shared with reporting's digests
     smtp_pool_size: int = Field(default=16, ge=1, le=100, description="SMTP connections kept open and reused.")
-    mail_from: str = "npsloop <noreply@npsloop.local>"
     mail_dir: Path | None = Field(
         default=None, description="Write mail to this Maildir instead of SMTP (the embedded default)."
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ssl
 from email.utils import getaddresses
 
 import aiosmtplib
@@ -126,28 +125,13 @@ class SmtpPool:
 
     def __init__(self, settings: NotifierSettings, size: int) -> None:
         self.s = settings
+        self._options = settings.smtp_options()  # a bad CA file stops the start, not the first mail
         self._slots = asyncio.Semaphore(size)
         self._idle: list[aiosmtplib.SMTP] = []
         self.connects = 0
 
     def _client(self) -> aiosmtplib.SMTP:
-        s = self.s
-        return aiosmtplib.SMTP(
-            hostname=s.smtp_host,
-            port=s.smtp_port,
-            username=s.smtp_username,
-            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-            use_tls=s.smtp_tls,
-            start_tls=s.smtp_starttls,
-            validate_certs=s.smtp_validate_certs,
-            tls_context=self._tls_context(),
-            timeout=s.smtp_timeout_s,
-        )
-
-    def _tls_context(self) -> ssl.SSLContext | None:
-        if self.s.smtp_ca_file is None:
-            return None
-        return ssl.create_default_context(cafile=str(self.s.smtp_ca_file))
+        return aiosmtplib.SMTP(**self._options)
 
     async def send(self, sender: str, recipient: str, message: bytes) -> None:
         async with self._slots:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from npsloop_platform.settings import DatabaseSettings
+from npsloop_platform.settings import DatabaseSettings, SmtpSettings
 
 
-class ReportingSettings(DatabaseSettings):
+class ReportingSettings(DatabaseSettings, SmtpSettings):
     group_id: str = "reporting"
     source_name: str = "npsloop-reporting"
     min_answers: int = Field(
@@ -24,13 +24,7 @@ class ReportingSettings(DatabaseSettings):
     )
     digest_poll_s: float = Field(default=60.0, gt=0, description="How often the digest scheduler looks at the clock.")
     digest_hour: int = Field(default=8, ge=0, le=23, description="Local hour on Monday when the digest goes out.")
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = Field(default=1025, ge=1, le=65535)
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
-    smtp_timeout_s: float = Field(default=10.0, gt=0)
-    mail_from: str = "npsloop <noreply@npsloop.local>"
+    # smtp_host, smtp_port, smtp_tls, ... and mail_from: SmtpSettings, the same as the notifier's
     mail_dir: Path | None = Field(
         default=None, description="Write digests to this Maildir instead of SMTP (the embedded default)."
     )

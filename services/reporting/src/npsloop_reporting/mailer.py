@@ -40,23 +40,14 @@ def digest_message(
 
 
 class SmtpMailer:
+    """One connection per digest (a few a week): the notifier's SMTP settings, without its pool."""
+
     def __init__(self, settings: ReportingSettings) -> None:
-        self.s = settings
+        self.options = settings.smtp_options()
         self.sender = getaddresses([settings.mail_from])[0][1] or settings.mail_from
 
     async def send(self, recipients: list[str], message: MIMEMultipart) -> None:
-        s = self.s
-        await aiosmtplib.send(
-            message.as_bytes(),
-            sender=self.sender,
-            recipients=recipients,
-            hostname=s.smtp_host,
-            port=s.smtp_port,
-            username=s.smtp_username,
-            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-            start_tls=s.smtp_starttls,
-            timeout=s.smtp_timeout_s,
-        )
+        await aiosmtplib.send(message.as_bytes(), sender=self.sender, recipients=recipients, **self.options)
 
 
 class MaildirMailer:

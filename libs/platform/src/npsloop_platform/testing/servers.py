@@ -6,10 +6,13 @@ import asyncio
 import json
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message as EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -74,6 +77,50 @@ class SmtpServer:
     def stop(self) -> None:
         self.sink.release()  # a held transaction must not keep the server thread from stopping
         self._controller.stop()
+
+
+@contextmanager
+def tls_smtp_server(
+    directory: Path, *, implicit: bool, login: tuple[bytes, bytes] | None = None
+) -> Iterator[tuple[SmtpSink, Path]]:
+    """aiosmtpd on 127.0.0.1 with a self-signed certificate for 127.0.0.1 (written to `directory`):
+    implicit TLS (SMTPS) or STARTTLS required; with `login`, AUTH PLAIN required too. Yields the sink
+    and the certificate, the CA file a client must trust."""
+    import ssl
+    import subprocess
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == login
+        return AuthResult(success=ok, handled=False)
+
+    sink = SmtpSink("127.0.0.1", free_port())
+    auth: dict[str, Any] = {}
+    if login is not None:
+        auth = {"auth_required": True, "authenticator": authenticate, "auth_exclude_mechanism": ["LOGIN"]}
+    # aiosmtpd counts only STARTTLS as TLS for AUTH; an SMTPS connection is TLS from its first byte.
+    tls: dict[str, Any] = (
+        {"ssl_context": context, "auth_require_tls": False}
+        if implicit
+        else {"tls_context": context, "require_starttls": True}
+    )
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port, **tls, **auth)
+    controller.start()
+    try:
+        yield sink, cert
+    finally:
+        controller.stop()
 
 
 @dataclass
