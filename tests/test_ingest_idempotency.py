@@ -256,11 +256,17 @@ async def test_ingest_plans_its_claims_for_their_ids_every_time(database_url: st
     for migrations in (c for c in parts.components if isinstance(c, Migrations)):
         await migrations.start()
     ingest_db = next(c for c in parts.components if isinstance(c, Database))
+    # The embedded default (`make run`) too: one process, and ingest's claims on a pool of its own.
+    from npsloop.loop import Loop
+
+    (embedded_db,) = [c for c in Loop(MemoryBus(), database_url).parts[0].components if isinstance(c, Database)]
     plain = Database(database_url, pool_size=1)
     try:
-        ours = await plans(ingest_db)
-        assert len(ours) == 2 and all(generic == 0 and custom == 8 for generic, custom in ours), ours
+        for db in (ingest_db, embedded_db):
+            ours = await plans(db)
+            assert len(ours) == 2 and all(generic == 0 and custom == 8 for generic, custom in ours), ours
         assert any(generic > 0 for generic, _ in await plans(plain))  # what it guards against
     finally:
         await ingest_db.stop()
+        await embedded_db.stop()
         await plain.stop()

@@ -51,7 +51,9 @@ class Loop:
         classifier = build_classifier(ClassifierSettings(**common), bus)
         actions = build_actions(ActionsSettings(**common), bus)
         notifier = build_notifier(self.notifier_settings, bus, keys=actions.keys)
-        ingest = build_ingest(self.ingest_settings, bus, keys=actions.keys, db=actions.db)  # one database
+        # Ingest keeps its own pool, as on its own: it asks for custom plans, which its claims need
+        # once the table has grown (npsloop_ingest.main.build). The key store is shared.
+        ingest = build_ingest(self.ingest_settings, bus, keys=actions.keys)
         self.notifier = notifier
         self.reporting_settings = ReportingSettings(**common)
         reporting = build_reporting(self.reporting_settings, bus, db=actions.db, keys=actions.keys, clock=clock)
