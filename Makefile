@@ -20,8 +20,14 @@ $(BOOTSTRAP)/bin/uv:
 	python3 -m venv $(BOOTSTRAP)
 	$(BOOTSTRAP)/bin/pip install -q "uv==$(UV_VERSION)"
 
+# Bytecode compiled once here, for the dependencies and for our own sources (the workspace packages
+# are editable installs, which uv does not compile). Where PYTHONDONTWRITEBYTECODE is set (many
+# images and CI runners), Python would otherwise compile every module it imports on every start:
+# `npsloop --help` took 4.2 s instead of 1.6, and the tests start dozens of Python processes. Up to date,
+# both steps take a fraction of a second; an edited file is recompiled when imported, as ever.
 install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## Create .venv with every dependency (uv sync --frozen)
-	$(UV) sync --frozen --python 3.11
+	$(UV) sync --frozen --python 3.11 --compile-bytecode
+	@$(UV) run --frozen python -m compileall -q -j 0 src libs schemas services bench deploy > /dev/null
 
 run: install ## Run the whole loop in one process: in-memory bus, embedded Postgres, mail to .npsloop/mail
 	$(UV) run --frozen npsloop run
@@ -122,3 +128,4 @@ kafka-status: ## Is the local Kafka broker running?
 
 clean: ## Remove .venv, caches and the embedded data in .npsloop and .npsloop-demo (not the Kafka jar cache)
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .npsloop .npsloop-demo $(BOOTSTRAP)
+	find src libs schemas services bench deploy tests -name __pycache__ -type d -prune -exec rm -rf {} +
