@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import uuid
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,30 +61,15 @@ async def post_batches(url: str, bodies: list[bytes], concurrency: int, api_key:
     return time.perf_counter() - t0, latencies, accepted
 
 
-def phase(load: Any) -> dict[str, Any]:
-    span = (load.last_ack or 0) - (load.first_post_start or 0)
-    return {
-        "accepted": len(load.acked_at),
-        "statuses": dict(load.statuses),
-        "events_per_s": len(load.acked_at) / span if span > 0 else None,
-        "latency_ms": summary_ms(load.http_latency),
-    }
-
-
-def merged_phase(loads: list[Any]) -> dict[str, Any]:
-    """One endpoint's rounds as one phase: events/s over the time its own rounds took."""
+def phase(*loads: Any) -> dict[str, Any]:
+    """One phase of posts, or one endpoint's rounds as one: events/s over the time its own posts took."""
     span = sum((load.last_ack or 0) - (load.first_post_start or 0) for load in loads)
     accepted = sum(len(load.acked_at) for load in loads)
-    statuses: dict[str, int] = {}
-    for load in loads:
-        for status, count in load.statuses.items():
-            statuses[status] = statuses.get(status, 0) + count
     return {
         "accepted": accepted,
-        "statuses": statuses,
+        "statuses": dict(sum((load.statuses for load in loads), Counter())),
         "events_per_s": accepted / span if span > 0 else None,
         "latency_ms": summary_ms([x for load in loads for x in load.http_latency]),
-        "rounds": len(loads),
     }
 
 
@@ -161,10 +147,9 @@ async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str,
                     meter.stop()
                     meters[name].append(copy.copy(meter))
             for name in ("bare", "ingest"):
-                accepted = sum(len(load.acked_at) for load in loads[name])
-                result[f"single_{name}"] = merged_phase(loads[name]) | {
-                    "cpu_us_per_event": cpu_per_event(merged_meter(meters[name]), accepted)
-                }
+                merged = phase(*loads[name]) | {"rounds": rounds}
+                merged["cpu_us_per_event"] = cpu_per_event(merged_meter(meters[name]), merged["accepted"])
+                result[f"single_{name}"] = merged
             result["single_rounds"] = [
                 {"bare": phase(b)["events_per_s"], "ingest": phase(i)["events_per_s"]}
                 for b, i in zip(loads["bare"], loads["ingest"], strict=True)
