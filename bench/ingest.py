@@ -29,7 +29,17 @@ from typing import Any
 
 from npsloop_platform.testing.servers import free_port, free_port_pair
 
-from .infra import RESULTS_DIR, Children, CpuMeter, kafka_pid, log, postgres_pid, wait_ready, work_dir
+from .infra import (
+    RESULTS_DIR,
+    Children,
+    CpuMeter,
+    jvm_compiler_cpu,
+    kafka_pid,
+    log,
+    postgres_pid,
+    wait_ready,
+    work_dir,
+)
 from .load import HttpConnection, make_events, post_all
 from .report import fmt, summary_ms
 
@@ -61,6 +71,35 @@ async def post_batches(url: str, bodies: list[bytes], concurrency: int, api_key:
     return time.perf_counter() - t0, latencies, accepted
 
 
+async def warm_broker(
+    url: str, broker: int | None, key: str, args: argparse.Namespace, deadline: float
+) -> dict[str, Any]:
+    """Post through ingest, in the shapes measured after (posts as fast as they go, paced posts, a
+    batch), until the broker's JIT compiler has settled (under `--warm-jit` of a core in two rounds in
+    a row), or for `--warm-seconds` at most. A broker in service has long compiled its hot paths; a fresh one's
+    C2 compiler took up to ~40% of a core for its first ~20 s of traffic, charged to whichever
+    phase ran then. Ingest and the database warm up with it (caches, plans, the table's first pages)."""
+    if broker is None:  # a broker this run did not start (`make test`'s): its JIT is not watched
+        return {"rounds": 0, "seconds": 0.0, "jit_cores_last_round": None, "settled": None}
+    t0, rounds, share, quiet = time.monotonic(), 0, None, 0
+    while time.monotonic() - t0 < args.warm_seconds:
+        jit0, w0 = jvm_compiler_cpu(broker), time.monotonic()
+        seed = 10_000 + rounds
+        await post_all(url, make_events(1000, seed), args.concurrency, deadline, "raw", None, key)
+        await post_all(url, make_events(500, seed + 5000), args.concurrency, deadline, "raw", args.rate, key)
+        items = make_events(1000, seed + 9000)
+        await post_batches(url, [b'{"items": [' + b",".join(e.body for e in items) + b"]}"], 1, key)
+        rounds += 1
+        share = (jvm_compiler_cpu(broker) - jit0) / (time.monotonic() - w0)
+        quiet = quiet + 1 if share < args.warm_jit else 0
+        if quiet == 2:  # two quiet rounds in a row: one can be a lull between two compilations
+            break
+    seconds = round(time.monotonic() - t0, 1)
+    settled = quiet == 2
+    log(f"warm-up: {rounds} rounds, {seconds} s; broker JIT {share or 0:.0%} of a core in the last ({settled=})")
+    return {"rounds": rounds, "seconds": seconds, "jit_cores_last_round": share, "settled": settled}
+
+
 def phase(*loads: Any) -> dict[str, Any]:
     """One phase of posts, or one endpoint's rounds as one: events/s over the time its own posts took."""
     span = sum((load.last_ack or 0) - (load.first_post_start or 0) for load in loads)
@@ -76,6 +115,8 @@ def phase(*loads: Any) -> dict[str, Any]:
 def merged_meter(meters: list[CpuMeter]) -> CpuMeter:
     total = CpuMeter()
     for m in meters:
+        total.parts.update(m.parts)
+    for m in meters:
         total.wall += m.wall
         for name, used in m.used.items():
             total.used[name] = total.used.get(name, 0.0) + used
@@ -86,7 +127,8 @@ def cpu_per_event(meter: CpuMeter, events: int) -> dict[str, float]:
     """CPU microseconds per accepted event of each process over a phase, and the machine's share
     they took (`busy`, in cores): where a phase's time went, and how close to 2 full cores it ran."""
     out = {name: round(used / events * 1e6, 1) for name, used in meter.used.items() if events}
-    out["busy_cores"] = round(sum(meter.used.values()) / meter.wall, 2) if meter.wall else 0.0
+    whole = [used for name, used in meter.used.items() if name not in meter.parts]
+    out["busy_cores"] = round(sum(whole) / meter.wall, 2) if meter.wall else 0.0
     return out
 
 
@@ -119,7 +161,10 @@ async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str,
         meter = CpuMeter()
         for name, child in procs.items():
             meter.add(name, child.pid)
-        meter.add("kafka", kafka_pid(work / "kafka"))
+        broker = kafka_pid(work / "kafka")
+        meter.add("kafka", broker)
+        if broker is not None:
+            meter.add_part("kafka jit", lambda: jvm_compiler_cpu(broker))
         meter.add("postgres", postgres_pid(work / "pg" / "data"), with_children=True)
         meter.add("load generator", os.getpid())
         try:
@@ -127,8 +172,11 @@ async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str,
                 await wait_ready(child, f"http://127.0.0.1:{ports[name]}/readyz", 120)
             deadline = time.monotonic() + args.timeout
             warm = make_events(200, args.seed + 9)
-            for name in procs:  # warm both up: imports, connections, the JIT of the broker
+            for name in procs:  # warm both up: imports, connections
                 await post_all(f"http://127.0.0.1:{ports[name]}", warm, 16, deadline, "raw", None, key)
+            result["warm_up"] = await warm_broker(
+                f"http://127.0.0.1:{ports['ingest']}", broker, key, args, deadline
+            )
             # Single posts in alternating rounds (bare, ingest, bare, ingest, ...): on a shared machine
             # the speed of the moment drifts by half within a minute, and one phase each would
             # charge that drift to whichever endpoint ran in the slow minute.
@@ -230,8 +278,14 @@ def report(r: dict[str, Any]) -> str:
     if len(rounds) > 1:
         ratios = [f"{x['ingest'] / x['bare']:.2f}" if x["bare"] and x["ingest"] else "-" for x in rounds]
         out.append(f"  single posts in {len(rounds)} alternating rounds, ingest/bare per round: {', '.join(ratios)}")
+    warm = r.get("warm_up")
+    if warm and warm["rounds"]:
+        out.append(
+            f"  warm-up first: {warm['rounds']} rounds in {warm['seconds']} s, the broker's JIT compiler at "
+            f"{(warm['jit_cores_last_round'] or 0):.0%} of a core in the last (settled: {warm['settled']})"
+        )
     out.append("")
-    columns = {"bare": "bare", "ingest": "ingest", "kafka": "kafka", "postgres": "postgres"}
+    columns = {"bare": "bare", "ingest": "ingest", "kafka": "kafka", "kafka jit": "of it jit", "postgres": "postgres"}
     columns["load generator"] = "loadgen"  # the JSON key, and the column's shorter header
     out.append(f"  {'CPU us per event':<34}" + "".join(f"{c:>10}" for c in columns.values()) + f"{'cores':>8}")
     for key, label in (
@@ -265,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--warm-seconds", type=float, default=90, help="at most this long warming the broker up")
+    parser.add_argument(
+        "--warm-jit", type=float, default=0.03, help="warm until the broker's JIT used under this share of a core"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--result-file", type=Path, default=None)
     parser.add_argument(

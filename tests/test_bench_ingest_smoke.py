@@ -48,3 +48,6 @@ def test_a_small_ingest_benchmark_runs_and_every_phase_accepts_everything(
     assert cpu["single_bare"]["load generator"] > 0 and cpu["single_ingest"]["load generator"] > 0
     assert all(c["busy_cores"] > 0 for c in cpu.values())
     assert "kafka" not in cpu["batches"] and "postgres" not in cpu["batches"]
+    # nor is the session's broker warmed up: its JIT compiler is not watched
+    assert result["warm_up"] == {"rounds": 0, "seconds": 0.0, "jit_cores_last_round": None, "settled": None}
+    assert "kafka jit" not in cpu["single_ingest"]
