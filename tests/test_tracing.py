@@ -133,8 +133,10 @@ async def test_a_process_wide_tracer_provider_adds_no_second_server_span(
     global_provider = TracerProvider()
     global_provider.add_span_processor(SimpleSpanProcessor(spans))  # what it records lands here too
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: global_provider)
-    response = await client.post("/v1/feedback", json=feedback_body(9, customer_id="c-agent"))
-    assert response.status_code == 202, response.text
-    server = [s for s in spans.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
-    assert [s.name for s in server] == ["POST /v1/feedback"]
-    global_provider.shutdown()
+    try:
+        response = await client.post("/v1/feedback", json=feedback_body(9, customer_id="c-agent"))
+        assert response.status_code == 202, response.text
+        server = [s for s in spans.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
+        assert [s.name for s in server] == ["POST /v1/feedback"]
+    finally:
+        global_provider.shutdown()
