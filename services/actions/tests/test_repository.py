@@ -14,6 +14,7 @@ from npsloop_actions.testing import (  # noqa: F401 (fixtures)
     keyed,
     kinds,
     outbox,
+    rows,
     run_batch,
     run_status,
     scalar,
@@ -99,3 +100,31 @@ async def test_a_sent_call_task_need_not_count_as_contact(db: Database, ctx: Con
     await run_status(db, [(status_for(case_id), "acme:c-1")], ctx)
     assert await scalar(db, "SELECT status || ':' || (first_contacted_at IS NULL) FROM actions.cases") == "open:true"
     assert [k for k in kinds(await outbox(db)) if k.startswith("case.updated")] == ["case.updated:note_added"]
+
+
+
+async def test_marking_cases_plans_for_their_ids_every_time(database_url: str, ctx: Context) -> None:
+    """`mark_cases` takes its case ids as an array, which a generic plan counts as 10 rows. After
+    five calls PostgreSQL took one made on the small table (a sequential scan), and kept it until
+    the next ANALYZE: with 150,000 cases, 53 ms a statement instead of ~1. It asks for a custom
+    plan in its own transaction; asyncpg's prepared statements show which kind each call got."""
+    from npsloop_actions.models import SCHEMA
+    from npsloop_actions.testing import MIGRATIONS
+    from npsloop_platform.db import driver_connection, migrate
+
+    await migrate(database_url, MIGRATIONS, SCHEMA)
+    db = Database(database_url, pool_size=1)  # one connection: its prepared statements are the ones read
+    try:
+        await run_batch(db, keyed(*(classified(1, customer=f"c-{i}") for i in range(3))), ctx)
+        case_ids = [uuid.UUID(str(r[0])) for r in await rows(db, "SELECT case_id FROM actions.cases")]
+        for _ in range(8):
+            await run_status(db, [(status_for(c), "acme:c") for c in case_ids], ctx)
+        async with driver_connection(db.engine) as conn:
+            plans = await conn.fetch(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%first_contacted_at = coalesce%'"
+                " AND statement NOT LIKE '%pg_prepared_statements%'"
+            )
+    finally:
+        await db.stop()
+    assert [(r["generic_plans"], r["custom_plans"]) for r in plans] == [(0, 8)]
