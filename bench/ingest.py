@@ -174,9 +174,7 @@ async def run(args: argparse.Namespace, work: Path, bootstrap: str, pg_url: str,
             warm = make_events(200, args.seed + 9)
             for name in procs:  # warm both up: imports, connections
                 await post_all(f"http://127.0.0.1:{ports[name]}", warm, 16, deadline, "raw", None, key)
-            result["warm_up"] = await warm_broker(
-                f"http://127.0.0.1:{ports['ingest']}", broker, key, args, deadline
-            )
+            result["warm_up"] = await warm_broker(f"http://127.0.0.1:{ports['ingest']}", broker, key, args, deadline)
             # Single posts in alternating rounds (bare, ingest, bare, ingest, ...): on a shared machine
             # the speed of the moment drifts by half within a minute, and one phase each would
             # charge that drift to whichever endpoint ran in the slow minute.

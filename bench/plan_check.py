@@ -19,16 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-STATEMENT = (
-    "WITH old AS (SELECT case_id, first_contacted_at FROM actions.cases "
-    "  WHERE case_id = ANY(CAST($1 AS uuid[])) FOR UPDATE), "
-    "v AS (SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS timestamptz[])) AS v(case_id, at)) "
-    "UPDATE actions.cases AS c SET "
-    "  status = CASE WHEN v.at IS NOT NULL AND c.status = 'open' THEN 'contacted' ELSE c.status END, "
-    "  first_contacted_at = coalesce(c.first_contacted_at, v.at), updated_at = now() "
-    "FROM v JOIN old ON old.case_id = v.case_id WHERE c.case_id = v.case_id "
-    "RETURNING c.case_id, c.status"
-)
 FILL = (
     "INSERT INTO actions.cases (case_id, tenant_id, feedback_event_id, customer_key, segment, status, reason) "
     "SELECT gen_random_uuid(), 'bench', gen_random_uuid(), gen_random_uuid()::text, 'detractor', 'open', 'bench' "
@@ -39,13 +29,16 @@ FILL = (
 async def measure(dsn: str, custom: bool) -> list[dict[str, Any]]:
     import asyncpg
 
+    from npsloop_actions.repository import MARK_CASES_SQL
+    from npsloop_platform.db import Statement
+
     conn = await asyncpg.connect(dsn)
     out = []
     try:
         await conn.execute("TRUNCATE actions.cases CASCADE")
         await conn.execute(FILL, 200)
         await conn.execute("ANALYZE actions.cases")
-        statement = await conn.prepare(STATEMENT)
+        statement = await conn.prepare(Statement(MARK_CASES_SQL).sql)
 
         async def timed(label: str) -> None:
             ids = [r[0] for r in await conn.fetch("SELECT case_id FROM actions.cases ORDER BY random() LIMIT 300")]
@@ -60,8 +53,11 @@ async def measure(dsn: str, custom: bool) -> list[dict[str, Any]]:
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1", statement.get_name()
             )
             out.append({"table": label, "custom": custom, "ms_per_statement": round(ms, 2), **dict(plans)})
-            print(f"  {label:<26} {'SET LOCAL custom' if custom else 'default':<18} {ms:7.2f} ms a statement  "
-                  f"(generic plans {plans['generic_plans']}, custom {plans['custom_plans']})", flush=True)
+            print(
+                f"  {label:<26} {'SET LOCAL custom' if custom else 'default':<18} {ms:7.2f} ms a statement  "
+                f"(generic plans {plans['generic_plans']}, custom {plans['custom_plans']})",
+                flush=True,
+            )
 
         await timed("200 cases")
         await conn.execute(FILL, 150_000)

@@ -102,7 +102,6 @@ async def test_a_sent_call_task_need_not_count_as_contact(db: Database, ctx: Con
     assert [k for k in kinds(await outbox(db)) if k.startswith("case.updated")] == ["case.updated:note_added"]
 
 
-
 async def test_marking_cases_plans_for_their_ids_every_time(database_url: str, ctx: Context) -> None:
     """`mark_cases` takes its case ids as an array, which a generic plan counts as 10 rows. After
     five calls PostgreSQL took one made on the small table (a sequential scan), and kept it until

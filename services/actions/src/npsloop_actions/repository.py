@@ -27,6 +27,18 @@ FEEDBACK, CASES, TIMELINE = (
 )
 CUSTOMERS, OUTBOX = cast(Table, CustomerRow.__table__), cast(Table, OutboxRow.__table__)
 OPEN_STATUSES = (str(CaseStatus.OPEN), str(CaseStatus.CONTACTED))
+# `mark_cases`: lock the cases, then mark them contacted at their first contact (`bench/plan_check.py` times it).
+MARK_CASES_SQL = (
+    "WITH old AS (SELECT case_id, first_contacted_at FROM actions.cases "
+    "  WHERE case_id = ANY(CAST(:ids AS uuid[])) FOR UPDATE), "
+    "v AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[])) AS v(case_id, at)) "
+    "UPDATE actions.cases AS c SET "
+    "  status = CASE WHEN v.at IS NOT NULL AND c.status = 'open' THEN 'contacted' ELSE c.status END, "
+    "  first_contacted_at = coalesce(c.first_contacted_at, v.at), updated_at = now() "
+    "FROM v JOIN old ON old.case_id = v.case_id WHERE c.case_id = v.case_id "
+    "RETURNING c.case_id, c.status, c.store_id, c.customer_key, "
+    "  (old.first_contacted_at IS NULL AND v.at IS NOT NULL) AS first_contact"
+)
 
 
 def pg_text(value: str | None) -> str | None:
@@ -191,17 +203,7 @@ class SqlActionsRepository:
         # (bench/README.md). For this statement only: elsewhere, planning each call costs more.
         await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         result = await self.session.execute(
-            text(
-                "WITH old AS (SELECT case_id, first_contacted_at FROM actions.cases "
-                "  WHERE case_id = ANY(CAST(:ids AS uuid[])) FOR UPDATE), "
-                "v AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[])) AS v(case_id, at)) "
-                "UPDATE actions.cases AS c SET "
-                "  status = CASE WHEN v.at IS NOT NULL AND c.status = 'open' THEN 'contacted' ELSE c.status END, "
-                "  first_contacted_at = coalesce(c.first_contacted_at, v.at), updated_at = now() "
-                "FROM v JOIN old ON old.case_id = v.case_id WHERE c.case_id = v.case_id "
-                "RETURNING c.case_id, c.status, c.store_id, c.customer_key, "
-                "  (old.first_contacted_at IS NULL AND v.at IS NOT NULL) AS first_contact"
-            ),
+            text(MARK_CASES_SQL),
             {"ids": ids, "ats": [contacted.get(i) for i in ids]},
         )
         known = {
