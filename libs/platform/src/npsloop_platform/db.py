@@ -47,6 +47,12 @@ def _set_on_connect(engine: AsyncEngine, settings: dict[str, str]) -> None:
             dbapi_connection.autocommit = autocommit
 
 
+# For a pool whose statements take their ids as arrays: a generic plan counts an array as 10 rows,
+# and one made while a table was small (a sequential scan) stays as the table grows, until the next
+# ANALYZE. Ingest's and notifier's pools set it (bench/README.md has the numbers).
+CUSTOM_PLANS: Mapping[str, str] = {"plan_cache_mode": "force_custom_plan"}
+
+
 class Database:
     """A component owning the engine. The unit of work commits once, at the edge."""
 

@@ -11,7 +11,7 @@ from npsloop_platform.access import SCHEMA as ACCESS_SCHEMA
 from npsloop_platform.access import KeyStore
 from npsloop_platform.app import Component, ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
-from npsloop_platform.db import Database, Migrations
+from npsloop_platform.db import CUSTOM_PLANS, Database, Migrations
 
 from .api.fast import FeedbackFastPath
 from .api.feedback import router as feedback_router
@@ -31,7 +31,7 @@ def build(settings: IngestSettings, bus: Bus, keys: KeyStore | None = None, db: 
     # counts as 10 rows; PostgreSQL switched to one after five calls, while the table was small
     # (a sequential scan and a hash join), and kept it as the table grew: at 60,000 ids, ~800 us
     # of its CPU per paced post instead of ~270 (bench/README.md). Planning each call costs less.
-    db = db or Database(settings.dsn, pool_size=8, session_settings={"plan_cache_mode": "force_custom_plan"})
+    db = db or Database(settings.dsn, pool_size=8, session_settings=CUSTOM_PLANS)
     components: list[Component] = [db] if own_db else []
     if keys is None:
         keys = KeyStore(db, cache_ttl_s=settings.access_cache_ttl_s)

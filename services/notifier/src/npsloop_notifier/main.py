@@ -12,7 +12,7 @@ from npsloop_platform.access import SCHEMA as ACCESS_SCHEMA
 from npsloop_platform.access import KeyStore
 from npsloop_platform.app import Component, ServiceParts, create_service_app
 from npsloop_platform.bus import Bus
-from npsloop_platform.db import Database, Migrations
+from npsloop_platform.db import CUSTOM_PLANS, Database, Migrations
 from npsloop_platform.stores import load_stores
 from npsloop_schemas import NotificationKind
 
@@ -77,7 +77,7 @@ def build(
     db = db or Database(
         settings.dsn,
         pool_size=settings.max_in_flight + 2,
-        session_settings={"plan_cache_mode": "force_custom_plan"},
+        session_settings=CUSTOM_PLANS,
     )
     http = HttpClient(settings.http_timeout_s, max_connections=settings.max_in_flight)
     webhook_http = HttpClient(
