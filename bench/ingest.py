@@ -116,7 +116,6 @@ def merged_meter(meters: list[CpuMeter]) -> CpuMeter:
     total = CpuMeter()
     for m in meters:
         total.parts.update(m.parts)
-    for m in meters:
         total.wall += m.wall
         for name, used in m.used.items():
             total.used[name] = total.used.get(name, 0.0) + used
