@@ -1,6 +1,7 @@
-"""A generic plan made on a small table, kept as it grows: actions' `mark_cases` statement.
+"""A generic plan made on a small table, kept as it grows: actions' `mark_cases` statement, and
+notifier's `begin` and `finish` of emails and call tasks.
 
-    uv run --frozen python -m bench.plan_check            # 200 cases, then 150,000, then ANALYZE
+    uv run --frozen python -m bench.plan_check            # 200 rows, then 150,000 more, then ANALYZE
 
 On an embedded PostgreSQL of its own: migrates actions' schema, fills `actions.cases`, and times
 `mark_cases`'s statement (3 case ids a call, 100 calls, each in its own transaction) on one
@@ -8,6 +9,10 @@ prepared statement under the default `plan_cache_mode`, with and without the `SE
 plan_cache_mode = force_custom_plan` that `SqlActionsRepository.mark_cases` now sends first. After
 five calls PostgreSQL may switch to a generic plan; one made while the table held 200 rows scans
 it, and stays until the next ANALYZE replans it.
+
+Notifier's store is driven through `SqlDeliveryStore` itself (3 deliveries a call, 100 begins and
+100 finishes) on a one-connection pool, with and without `CUSTOM_PLANS` on it, as notifier's
+`build` sets; the plans counted are those of its statements in `pg_prepared_statements`.
 """
 
 from __future__ import annotations
@@ -69,11 +74,109 @@ async def measure(dsn: str, custom: bool) -> list[dict[str, Any]]:
     return out
 
 
+DELIVERIES_FILL = (
+    "INSERT INTO notifier.deliveries (delivery_id, kind, tenant_id, customer_key, status, attempts) "
+    "SELECT gen_random_uuid(), 'call_task', 'bench', 'bench:' || g, 'sent', 1 FROM generate_series(1, $1) AS g"
+)
+
+
+def notification() -> Any:
+    import uuid
+    from datetime import UTC, datetime
+
+    from npsloop_schemas import Contact, NotificationKind, NotificationRequestedPayloadV1, NotificationRequestedV1
+
+    return NotificationRequestedV1(
+        event_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        tenant_id="bench",
+        source="actions",
+        correlation_id=uuid.uuid4(),
+        payload=NotificationRequestedPayloadV1(
+            delivery_id=uuid.uuid4(),
+            kind=NotificationKind.CALL_TASK,
+            customer_key=f"bench:{uuid.uuid4()}",
+            recipient=Contact(name="Ann", phone="+4915112345678"),
+            feedback_event_id=uuid.uuid4(),
+            score=2,
+        ),
+    )
+
+
+async def measure_notifier(db_url: str, custom: bool) -> list[dict[str, Any]]:
+    from datetime import UTC, datetime
+
+    from npsloop_notifier import repository
+    from npsloop_notifier.ports import Attempt, Gate, Outcome
+    from npsloop_notifier.repository import SqlDeliveryStore
+    from npsloop_platform.db import CUSTOM_PLANS, Database, driver_connection
+
+    db = Database(db_url, pool_size=1, session_settings=CUSTOM_PLANS if custom else None)
+    store = SqlDeliveryStore(db)
+    statements = {repository._BEGIN.sql: "begin", repository._FINISH.sql: "finish"}
+    out = []
+    try:
+        async with driver_connection(store.engine) as conn:
+            await conn.execute("TRUNCATE notifier.deliveries CASCADE")
+
+        async def rounds(n: int) -> tuple[float, float]:
+            began = finished = 0.0
+            for _ in range(n):
+                now = datetime.now(UTC)
+                requests = [notification() for _ in range(3)]
+                t0 = time.perf_counter()
+                await store.begin(requests, [Gate()] * 3, now)
+                t1 = time.perf_counter()
+                for r in requests:  # one after another: each its own flush
+                    await store.finish(r, Outcome("sent", [Attempt(1, now)]), now)
+                began, finished = began + t1 - t0, finished + time.perf_counter() - t1
+            return began * 1000 / n, finished * 1000 / n / 3
+
+        async def timed(label: str) -> None:
+            begin_ms, finish_ms = await rounds(100)
+            async with driver_connection(store.engine) as conn:
+                plans = await conn.fetch(
+                    "SELECT statement, generic_plans FROM pg_prepared_statements WHERE statement = ANY($1)",
+                    list(statements),
+                )
+            generic = {statements[p["statement"]]: p["generic_plans"] for p in plans}
+            out.append(
+                {
+                    "table": label,
+                    "custom": custom,
+                    "begin_ms": round(begin_ms, 2),
+                    "finish_ms": round(finish_ms, 2),
+                    "generic_plans": generic,
+                }
+            )
+            print(
+                f"  {label:<31} {'CUSTOM_PLANS' if custom else 'default':<13} begin {begin_ms:6.2f} ms, "
+                f"finish {finish_ms:6.2f} ms a statement  (generic plans {generic})",
+                flush=True,
+            )
+
+        await rounds(70)  # 210 deliveries: a small table, and more than five calls of each statement
+        async with driver_connection(store.engine) as conn:
+            await conn.execute("ANALYZE notifier.deliveries")
+        await timed("~500 deliveries")
+        async with driver_connection(store.engine) as conn:
+            await conn.execute(DELIVERIES_FILL, 150_000)
+        await timed("+150,000 deliveries, no ANALYZE")
+        async with driver_connection(store.engine) as conn:
+            await conn.execute("ANALYZE notifier.deliveries")
+        await timed("+150,000 deliveries, ANALYZE")
+    finally:
+        await db.stop()
+    return out
+
+
 def main() -> int:
     from sqlalchemy.engine import make_url
 
     from npsloop_actions.models import SCHEMA
     from npsloop_actions.testing import MIGRATIONS
+    from npsloop_notifier.main import MIGRATIONS as NOTIFIER_MIGRATIONS
+    from npsloop_notifier.models import SCHEMA as NOTIFIER_SCHEMA
     from npsloop_platform.db import migrate
     from npsloop_platform.testing.infra import fresh_database, postgres_server
 
@@ -83,8 +186,13 @@ def main() -> int:
             async with fresh_database(url) as db_url:
                 await migrate(db_url, MIGRATIONS, SCHEMA)
                 dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+                print("actions: mark_cases", flush=True)
                 for custom in (False, True):
                     await measure(dsn, custom)
+                await migrate(db_url, NOTIFIER_MIGRATIONS, NOTIFIER_SCHEMA)
+                print("notifier: begin and finish of emails and call tasks", flush=True)
+                for custom in (False, True):
+                    await measure_notifier(db_url, custom)
 
         asyncio.run(run())
     return 0
