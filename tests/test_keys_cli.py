@@ -93,3 +93,25 @@ def test_the_cli_works_on_the_embedded_defaults_data_dir_without_database_url() 
         assert listed.returncode == 0 and created.stdout.split()[0].split("_")[1] in listed.stdout
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_the_cli_offers_exactly_the_roles_the_access_store_knows() -> None:
+    from npsloop.keys_cli import ROLES
+    from npsloop_platform.access import Role
+
+    assert ROLES == tuple(r.value for r in Role)
+
+
+def test_help_does_not_import_the_services() -> None:
+    """`npsloop --help` took 1.3 s when the keys and webhooks parsers imported the access store
+    and the notifier at load time; the commands import them now. Only `run` and `demo` need them."""
+    probe = (
+        "import sys\n"
+        "from npsloop.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('npsloop_notifier', 'npsloop_platform', 'sqlalchemy', 'fastapi')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

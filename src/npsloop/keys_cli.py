@@ -15,11 +15,14 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from npsloop_platform.access import MIGRATIONS, SCHEMA, KeyStore, Role
-from npsloop_platform.db import Database, migrate
+# The access store is imported by the commands that use it, so that `npsloop --help` and every
+# other command do not pay for it.
+if TYPE_CHECKING:
+    from npsloop_platform.access import KeyStore
 
+ROLES = ("source", "manager", "admin")  # npsloop_platform.access.Role's values (a test holds them equal)
 DEV_TENANT = "acme"
 DEV_KEYS_FILE = "dev-keys.env"
 CLI_ACTOR = f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
@@ -41,6 +44,9 @@ def database_url(data_dir: str) -> Iterator[str]:
 
 
 async def _with_store(url: str, action: Any) -> Any:
+    from npsloop_platform.access import MIGRATIONS, SCHEMA, KeyStore
+    from npsloop_platform.db import Database, migrate
+
     await migrate(url, MIGRATIONS, SCHEMA)
     db = Database(url, pool_size=1)
     try:
@@ -50,6 +56,8 @@ async def _with_store(url: str, action: Any) -> Any:
 
 
 def keys_command(args: argparse.Namespace) -> int:
+    from npsloop_platform.access import Role
+
     with database_url(args.data_dir) as url:
         if args.keys_command == "create":
             key, described = asyncio.run(
@@ -92,7 +100,7 @@ def add_keys_parser(sub: Any) -> None:
     ks = p.add_subparsers(dest="keys_command", required=True)
     c = ks.add_parser("create", help="create a key; it is printed once")
     c.add_argument("--tenant", required=True)
-    c.add_argument("--role", required=True, choices=[r.value for r in Role])
+    c.add_argument("--role", required=True, choices=ROLES)
     c.add_argument("--store", action="append", help="limit the key to this store (repeatable)")
     c.add_argument("--name", help="what the key is for")
     ls = ks.add_parser("list", help="list keys (prefixes, never secrets)")
@@ -106,6 +114,8 @@ def add_keys_parser(sub: Any) -> None:
 async def ensure_dev_keys(url: str, data_dir: Path) -> str | None:
     """On the first run of the embedded default: tenant `acme` with one key of each role, written
     to <data dir>/dev-keys.env (mode 0600). Returns what to print once, or None on later runs."""
+    from npsloop_platform.access import Role
+
     path = data_dir / DEV_KEYS_FILE
     if path.exists():
         return None

@@ -15,19 +15,16 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from npsloop_notifier.admin_repository import DeliveryLog
-from npsloop_notifier.channels import HttpClient
-from npsloop_notifier.config import NotifierSettings
-from npsloop_notifier.main import MIGRATIONS
-from npsloop_notifier.models import SCHEMA
-from npsloop_notifier.webhook_handlers import WebhookDispatcher
-from npsloop_notifier.webhook_repository import SqlWebhookStore
-from npsloop_notifier.webhooks import UrlRefused, WebhookSender, check_url, public_only_resolver
-from npsloop_platform.db import Database, migrate
+from typing import TYPE_CHECKING, Any
 
 from .keys_cli import CLI_ACTOR, database_url
+
+# The notifier's modules are imported by the commands that use them, so that `npsloop --help` and
+# every other command do not pay for them.
+if TYPE_CHECKING:
+    from npsloop_notifier.config import NotifierSettings
+    from npsloop_notifier.webhook_repository import SqlWebhookStore
+    from npsloop_platform.db import Database
 
 
 def _mode() -> str:
@@ -38,6 +35,12 @@ def _mode() -> str:
 
 
 async def _with(url: str, action: Callable[[SqlWebhookStore, Database, NotifierSettings], Awaitable[Any]]) -> Any:
+    from npsloop_notifier.config import NotifierSettings
+    from npsloop_notifier.main import MIGRATIONS
+    from npsloop_notifier.models import SCHEMA
+    from npsloop_notifier.webhook_repository import SqlWebhookStore
+    from npsloop_platform.db import Database, migrate
+
     await migrate(url, MIGRATIONS, SCHEMA)
     settings = NotifierSettings(database_url=url, mode=_mode())
     db = Database(url, pool_size=2)
@@ -57,6 +60,10 @@ def _print(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> Non
 
 
 async def _replay(args: argparse.Namespace, store: SqlWebhookStore, settings: NotifierSettings) -> list[Any]:
+    from npsloop_notifier.channels import HttpClient
+    from npsloop_notifier.webhook_handlers import WebhookDispatcher
+    from npsloop_notifier.webhooks import WebhookSender, public_only_resolver
+
     if args.delivery:
         claimed = await store.claim_replay(args.tenant, delivery_id=uuid.UUID(args.delivery))
     else:
@@ -72,6 +79,9 @@ async def _replay(args: argparse.Namespace, store: SqlWebhookStore, settings: No
 
 
 def webhooks_command(args: argparse.Namespace) -> int:
+    from npsloop_notifier.admin_repository import DeliveryLog
+    from npsloop_notifier.webhooks import UrlRefused, check_url
+
     command = args.webhooks_command
     with database_url(args.data_dir) as url:
 
