@@ -99,7 +99,7 @@ def test_the_cli_offers_exactly_the_roles_the_access_store_knows() -> None:
     from npsloop.keys_cli import ROLES
     from npsloop_platform.access import Role
 
-    assert ROLES == tuple(r.value for r in Role)
+    assert tuple(r.value for r in Role) == ROLES
 
 
 def test_help_does_not_import_the_services() -> None:
