@@ -80,32 +80,10 @@ DELIVERIES_FILL = (
 )
 
 
-def notification() -> Any:
-    import uuid
-    from datetime import UTC, datetime
-
-    from npsloop_schemas import Contact, NotificationKind, NotificationRequestedPayloadV1, NotificationRequestedV1
-
-    return NotificationRequestedV1(
-        event_id=uuid.uuid4(),
-        occurred_at=datetime.now(UTC),
-        tenant_id="bench",
-        source="actions",
-        correlation_id=uuid.uuid4(),
-        payload=NotificationRequestedPayloadV1(
-            delivery_id=uuid.uuid4(),
-            kind=NotificationKind.CALL_TASK,
-            customer_key=f"bench:{uuid.uuid4()}",
-            recipient=Contact(name="Ann", phone="+4915112345678"),
-            feedback_event_id=uuid.uuid4(),
-            score=2,
-        ),
-    )
-
-
 async def measure_notifier(db_url: str, custom: bool) -> list[dict[str, Any]]:
     from datetime import UTC, datetime
 
+    from bench.notifier import requests as call_tasks
     from npsloop_notifier import repository
     from npsloop_notifier.ports import Attempt, Gate, Outcome
     from npsloop_notifier.repository import SqlDeliveryStore
@@ -123,7 +101,7 @@ async def measure_notifier(db_url: str, custom: bool) -> list[dict[str, Any]]:
             began = finished = 0.0
             for _ in range(n):
                 now = datetime.now(UTC)
-                requests = [notification() for _ in range(3)]
+                requests = call_tasks(3, "call_task")
                 t0 = time.perf_counter()
                 await store.begin(requests, [Gate()] * 3, now)
                 t1 = time.perf_counter()
