@@ -1,5 +1,5 @@
 """A generic plan made on a small table, kept as it grows: actions' `mark_cases` statement, and
-notifier's `begin` and `finish` of emails and call tasks.
+notifier's `begin` and `finish` of emails and call tasks, and reporting's figures.
 
     uv run --frozen python -m bench.plan_check            # 200 rows, then 150,000 more, then ANALYZE
 
@@ -148,6 +148,67 @@ async def measure_notifier(db_url: str, custom: bool) -> list[dict[str, Any]]:
     return out
 
 
+RESPONSES_FILL = (
+    "INSERT INTO reporting.responses (feedback_event_id, tenant_id, store_id, region, channel, customer_key, "
+    "  score, band, occurred_at, local_at) "
+    "SELECT gen_random_uuid(), 'acme', 'store-' || (g % 40), 'r' || (g % 4), 'pos', 'acme:c' || g, g % 11, 'x', "
+    "  now() - (g % 730) * interval '1 day', now() - (g % 730) * interval '1 day' FROM generate_series(1, $1) AS g"
+)
+
+
+async def measure_reporting(db_url: str, custom: bool) -> list[dict[str, Any]]:
+    """Reporting's figures for one day (by store, the score distribution, a 7-day series), for a key
+    scoped to two stores and for a whole tenant, on 200 answers and then 500,000 over two years; in a
+    plain session, and in the `custom_plan_session` its read endpoints and digest now use."""
+    from datetime import date
+
+    from npsloop_platform.db import Database, custom_plan_session, driver_connection
+    from npsloop_reporting.figures import Scope, nps_breakdown, nps_series, score_distribution
+    from npsloop_reporting.periods import Period, PeriodKind
+
+    db = Database(db_url, pool_size=1)
+    day = Period.containing(PeriodKind.DAY, date.today())
+    scopes = (Scope("acme", key_stores=frozenset({"store-1", "store-2"})), Scope("acme"))
+    out = []
+    try:
+        async with driver_connection(db.engine) as conn:
+            await conn.execute("TRUNCATE reporting.responses CASCADE")
+            await conn.execute(RESPONSES_FILL, 200)
+            await conn.execute("ANALYZE reporting.responses")
+
+        async def timed(label: str, calls: int = 20) -> None:
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                for scope in scopes:
+                    async with custom_plan_session(db) if custom else db.session() as session:
+                        await nps_breakdown(session, scope, day, "store")
+                        await score_distribution(session, scope, day)
+                        await nps_series(session, scope, day, 7)
+            ms = (time.perf_counter() - t0) * 1000 / calls / len(scopes) / 3
+            async with driver_connection(db.engine) as conn:
+                generic = await conn.fetchval(
+                    "SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements "
+                    "WHERE statement LIKE '%reporting.responses r%' AND statement NOT LIKE '%pg_prepared%'"
+                )
+            out.append({"table": label, "custom": custom, "ms_per_query": round(ms, 2), "generic_plans": generic})
+            print(
+                f"  {label:<31} {'custom_plan_session' if custom else 'default':<19} {ms:6.2f} ms a query  "
+                f"(generic plans {generic})",
+                flush=True,
+            )
+
+        await timed("200 answers")
+        async with driver_connection(db.engine) as conn:
+            await conn.execute(RESPONSES_FILL, 500_000)
+        await timed("+500,000 answers, no ANALYZE")
+        async with driver_connection(db.engine) as conn:
+            await conn.execute("ANALYZE reporting.responses")
+        await timed("+500,000 answers, ANALYZE")
+    finally:
+        await db.stop()
+    return out
+
+
 def main() -> int:
     from sqlalchemy.engine import make_url
 
@@ -157,6 +218,8 @@ def main() -> int:
     from npsloop_notifier.models import SCHEMA as NOTIFIER_SCHEMA
     from npsloop_platform.db import migrate
     from npsloop_platform.testing.infra import fresh_database, postgres_server
+    from npsloop_reporting.consumer import MIGRATIONS as REPORTING_MIGRATIONS
+    from npsloop_reporting.models import SCHEMA as REPORTING_SCHEMA
 
     with tempfile.TemporaryDirectory(prefix="npsloop-plan-check-") as tmp, postgres_server(Path(tmp) / "pg") as url:
 
@@ -171,6 +234,10 @@ def main() -> int:
                 print("notifier: begin and finish of emails and call tasks", flush=True)
                 for custom in (False, True):
                     await measure_notifier(db_url, custom)
+                await migrate(db_url, REPORTING_MIGRATIONS, REPORTING_SCHEMA)
+                print("reporting: the figures of one day", flush=True)
+                for custom in (False, True):
+                    await measure_reporting(db_url, custom)
 
         asyncio.run(run())
     return 0

@@ -53,6 +53,20 @@ def _set_on_connect(engine: AsyncEngine, settings: dict[str, str]) -> None:
 CUSTOM_PLANS: Mapping[str, str] = {"plan_cache_mode": "force_custom_plan"}
 
 
+async def custom_plans(session: AsyncSession) -> None:
+    """`CUSTOM_PLANS` for the rest of this session's transaction only: for a pool shared with
+    statements that are better off with their cached plans (the embedded default's)."""
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+@asynccontextmanager
+async def custom_plan_session(db: Database) -> AsyncIterator[AsyncSession]:
+    """A session whose transaction plans each statement for its parameters (`custom_plans`)."""
+    async with db.session() as session:
+        await custom_plans(session)
+        yield session
+
+
 class Database:
     """A component owning the engine. The unit of work commits once, at the edge."""
 

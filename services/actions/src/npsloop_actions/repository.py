@@ -15,6 +15,7 @@ from sqlalchemy import Table, case, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from npsloop_platform.db import custom_plans
 from npsloop_schemas import Band, CaseKind, CaseStatus, Channel, Envelope, serialize_event, topic_for
 
 from .models import CaseRow, CaseTimelineRow, CustomerRow, FeedbackRow, InboxRow, OutboxRow
@@ -201,7 +202,7 @@ class SqlActionsRepository:
         # a generic plan counts as 10 rows. One made while the table was small (a sequential scan)
         # stayed until the next ANALYZE: with 150,000 cases, 53 ms a statement instead of ~1
         # (bench/README.md). For this statement only: elsewhere, planning each call costs more.
-        await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        await custom_plans(self.session)
         result = await self.session.execute(
             text(MARK_CASES_SQL),
             {"ids": ids, "ats": [contacted.get(i) for i in ids]},

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 
 from npsloop_platform.component import Background
-from npsloop_platform.db import Database
+from npsloop_platform.db import Database, custom_plan_session
 from npsloop_platform.logging import pii_hash
 from npsloop_platform.stores import StoreDirectory
 
@@ -152,7 +152,7 @@ class DigestScheduler(Background):
     async def _send(self, due: Due, now: datetime) -> int:
         scope = Scope(due.tenant_id, store_id=due.store_id, region=due.region)
         try:
-            async with self.db.session() as session:
+            async with custom_plan_session(self.db) as session:
                 digest = await build_digest(
                     session, scope, due.title, due.week, now, self.s.min_answers, self.s.dashboard_url
                 )

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from npsloop_platform.access.http import SESSION_COOKIE, keys_of, read_session, sign_session
 from npsloop_platform.access.keys import Principal, Role
 from npsloop_platform.app import state_of
+from npsloop_platform.db import custom_plan_session
 
 from ..board import TABLES, gather, render, to_csv
 from ..figures import Scope, known_region, known_store
@@ -113,7 +114,7 @@ async def _scope_and_period(request: Request, principal: Principal) -> tuple[Sco
         raise _Refused(404, f"No store {store!r} in your scope.")
     db = state_of(request).db
     assert db is not None
-    async with db.session() as session:
+    async with custom_plan_session(db) as session:
         if store is not None and not await known_store(session, principal.tenant_id, store):
             raise _Refused(404, f"Unknown store {store!r}: nothing was ever reported for it.")
         if region is not None and not await known_region(session, principal.tenant_id, region):
@@ -149,7 +150,7 @@ async def dashboard(request: Request) -> Response:
 async def _board(request: Request, scope: Scope, period: Period) -> Any:
     db = state_of(request).db
     assert db is not None
-    async with db.session() as session:
+    async with custom_plan_session(db) as session:
         return await gather(session, scope, period, clock_of(request), reporting_settings(request).min_answers)
 
 

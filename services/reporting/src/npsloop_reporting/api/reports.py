@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from npsloop_platform.access.http import ReaderDep, same_tenant_or_404
 from npsloop_platform.access.keys import Principal
 from npsloop_platform.app import DbDep, state_of
+from npsloop_platform.db import custom_plan_session
 from npsloop_platform.text import ID_PATTERN
 
 from ..config import ReportingSettings
@@ -60,7 +61,7 @@ async def scope_or_404(
     tenant = same_tenant_or_404(principal, tenant_id)
     if store_id is not None and not principal.may_see_store(store_id):
         raise HTTPException(404, "Not found.")
-    async with db.session() as session:
+    async with custom_plan_session(db) as session:
         if store_id is not None and not await known_store(session, tenant, store_id):
             raise HTTPException(404, f"Unknown store {store_id!r}: no answers or cases were ever reported for it.")
         if region is not None and not await known_region(session, tenant, region):
@@ -86,7 +87,7 @@ async def get_nps(
     settings = reporting_settings(request)
     p = period_or_422(period, date, clock_of(request))
     scope = await scope_or_404(db, principal, tenant_id, store_id, region, channel=channel, theme=theme)
-    async with db.session() as session:
+    async with custom_plan_session(db) as session:
         series = await nps_series(session, scope, p, trend, settings.min_answers)
         groups = await nps_breakdown(session, scope, p, group_by, settings.min_answers) if group_by else None
     current = series[-1]
@@ -126,7 +127,7 @@ async def get_kpis(
     now = clock_of(request)
     last = period_or_422(str(PeriodKind.WEEK), date, now)
     scope = await scope_or_404(db, principal, tenant_id, store_id, region)
-    async with db.session() as session:
+    async with custom_plan_session(db) as session:
         rows = await weekly_kpis(session, scope, last.shift(1 - weeks), last, now)
     return {"tenant_id": scope.tenant_id, "weeks": [last.shift(1 - weeks).label, last.label], "kpis": rows}
 
