@@ -21,6 +21,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,20 @@ async def measure(dsn: str, custom: bool) -> list[dict[str, Any]]:
     finally:
         await conn.close()
     return out
+
+
+async def then_grown(
+    engine: Any, table: str, fill: str, rows: int, noun: str, timed: Callable[[str], Awaitable[None]]
+) -> None:
+    """`timed` after `rows` more rows (`fill`) before the next ANALYZE, and after it."""
+    from npsloop_platform.db import driver_connection
+
+    async with driver_connection(engine) as conn:
+        await conn.execute(fill, rows)
+    await timed(f"+{rows:,} {noun}, no ANALYZE")
+    async with driver_connection(engine) as conn:
+        await conn.execute(f"ANALYZE {table}")
+    await timed(f"+{rows:,} {noun}, ANALYZE")
 
 
 DELIVERIES_FILL = (
@@ -137,12 +152,7 @@ async def measure_notifier(db_url: str, custom: bool) -> list[dict[str, Any]]:
         async with driver_connection(store.engine) as conn:
             await conn.execute("ANALYZE notifier.deliveries")
         await timed("~500 deliveries")
-        async with driver_connection(store.engine) as conn:
-            await conn.execute(DELIVERIES_FILL, 150_000)
-        await timed("+150,000 deliveries, no ANALYZE")
-        async with driver_connection(store.engine) as conn:
-            await conn.execute("ANALYZE notifier.deliveries")
-        await timed("+150,000 deliveries, ANALYZE")
+        await then_grown(store.engine, "notifier.deliveries", DELIVERIES_FILL, 150_000, "deliveries", timed)
     finally:
         await db.stop()
     return out
@@ -198,12 +208,7 @@ async def measure_reporting(db_url: str, custom: bool) -> list[dict[str, Any]]:
             )
 
         await timed("200 answers")
-        async with driver_connection(db.engine) as conn:
-            await conn.execute(RESPONSES_FILL, 500_000)
-        await timed("+500,000 answers, no ANALYZE")
-        async with driver_connection(db.engine) as conn:
-            await conn.execute("ANALYZE reporting.responses")
-        await timed("+500,000 answers, ANALYZE")
+        await then_grown(db.engine, "reporting.responses", RESPONSES_FILL, 500_000, "answers", timed)
     finally:
         await db.stop()
     return out
