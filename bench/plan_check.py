@@ -1,7 +1,7 @@
 """A generic plan made on a small table, kept as it grows: actions' `mark_cases` statement, and
-notifier's `begin` and `finish` of emails and call tasks, and reporting's figures.
+notifier's `begin` and `finish` of emails, call tasks and webhooks, and reporting's figures.
 
-    uv run --frozen python -m bench.plan_check            # 200 rows, then 150,000 more, then ANALYZE
+    uv run --frozen python -m bench.plan_check            # small tables, then many more rows, then ANALYZE (~1 min)
 
 On an embedded PostgreSQL of its own: migrates actions' schema, fills `actions.cases`, and times
 `mark_cases`'s statement (3 case ids a call, 100 calls, each in its own transaction) on one
@@ -10,9 +10,11 @@ plan_cache_mode = force_custom_plan` that `SqlActionsRepository.mark_cases` now 
 five calls PostgreSQL may switch to a generic plan; one made while the table held 200 rows scans
 it, and stays until the next ANALYZE replans it.
 
-Notifier's store is driven through `SqlDeliveryStore` itself (3 deliveries a call, 100 begins and
-100 finishes) on a one-connection pool, with and without `CUSTOM_PLANS` on it, as notifier's
-`build` sets; the plans counted are those of its statements in `pg_prepared_statements`.
+Notifier's stores are driven through `SqlDeliveryStore` and `SqlWebhookStore` themselves (3
+deliveries a call, 100 begins and 100 finishes) on a one-connection pool, with and without
+`CUSTOM_PLANS` on it, as notifier's `build` sets; the plans counted are those of their statements
+in `pg_prepared_statements`. Reporting's figures run in a plain session and in the
+`custom_plan_session` its endpoints use.
 """
 
 from __future__ import annotations
@@ -95,34 +97,56 @@ DELIVERIES_FILL = (
 )
 
 
-async def measure_notifier(db_url: str, custom: bool) -> list[dict[str, Any]]:
+async def measure_notifier(db_url: str, custom: bool, webhooks: bool = False) -> list[dict[str, Any]]:
+    """3 deliveries a `begin`, each finished in its own `finish`: of emails and call tasks
+    (`SqlDeliveryStore`), or of one webhook subscription (`SqlWebhookStore`)."""
+    import uuid
     from datetime import UTC, datetime
 
     from bench.notifier import requests as call_tasks
-    from npsloop_notifier import repository
-    from npsloop_notifier.ports import Attempt, Gate, Outcome
+    from npsloop_notifier import repository, webhook_repository
+    from npsloop_notifier.ports import Attempt, Gate, Outcome, WebhookJob
     from npsloop_notifier.repository import SqlDeliveryStore
+    from npsloop_notifier.webhook_repository import SqlWebhookStore
     from npsloop_platform.db import CUSTOM_PLANS, Database, driver_connection
 
     db = Database(db_url, pool_size=1, session_settings=CUSTOM_PLANS if custom else None)
     store = SqlDeliveryStore(db)
-    statements = {repository._BEGIN.sql: "begin", repository._FINISH.sql: "finish"}
+    hooks = SqlWebhookStore(db, disable_after=1_000_000)
+    module = webhook_repository if webhooks else repository
+    statements = {module._BEGIN.sql: "begin", module._FINISH.sql: "finish"}
     out = []
     try:
         async with driver_connection(store.engine) as conn:
-            await conn.execute("TRUNCATE notifier.deliveries CASCADE")
+            await conn.execute("TRUNCATE notifier.deliveries, notifier.webhook_subscriptions CASCADE")
+        if webhooks:
+            await hooks.create("bench", "http://127.0.0.1:9/hook", ["*"], None, "bench")
+            (subscription,) = await hooks.subscriptions(["bench"])
+
+        async def one_round(now: datetime) -> tuple[float, float]:
+            t0 = time.perf_counter()
+            if webhooks:
+                jobs = [
+                    WebhookJob(uuid.uuid4(), subscription, uuid.uuid4(), "case.opened", "bench", f"bench:{i}", "{}")
+                    for i in range(3)
+                ]
+                await hooks.begin(jobs)
+                t1 = time.perf_counter()
+                for job in jobs:  # one after another: each its own flush
+                    await hooks.finish(job, Outcome("sent", [Attempt(1, now)]), total_attempts=1)
+            else:
+                requests = call_tasks(3, "call_task")
+                await store.begin(requests, [Gate()] * 3, now)
+                t1 = time.perf_counter()
+                for r in requests:
+                    await store.finish(r, Outcome("sent", [Attempt(1, now)]), now)
+            return t1 - t0, time.perf_counter() - t1
 
         async def rounds(n: int) -> tuple[float, float]:
             began = finished = 0.0
             for _ in range(n):
-                now = datetime.now(UTC)
-                requests = call_tasks(3, "call_task")
-                t0 = time.perf_counter()
-                await store.begin(requests, [Gate()] * 3, now)
-                t1 = time.perf_counter()
-                for r in requests:  # one after another: each its own flush
-                    await store.finish(r, Outcome("sent", [Attempt(1, now)]), now)
-                began, finished = began + t1 - t0, finished + time.perf_counter() - t1
+                b, f = await one_round(datetime.now(UTC))
+                began, finished = began + b, finished + f
             return began * 1000 / n, finished * 1000 / n / 3
 
         async def timed(label: str) -> None:
@@ -137,6 +161,7 @@ async def measure_notifier(db_url: str, custom: bool) -> list[dict[str, Any]]:
                 {
                     "table": label,
                     "custom": custom,
+                    "webhooks": webhooks,
                     "begin_ms": round(begin_ms, 2),
                     "finish_ms": round(finish_ms, 2),
                     "generic_plans": generic,
@@ -239,6 +264,9 @@ def main() -> int:
                 print("notifier: begin and finish of emails and call tasks", flush=True)
                 for custom in (False, True):
                     await measure_notifier(db_url, custom)
+                print("notifier: begin and finish of webhooks", flush=True)
+                for custom in (False, True):
+                    await measure_notifier(db_url, custom, webhooks=True)
                 await migrate(db_url, REPORTING_MIGRATIONS, REPORTING_SCHEMA)
                 print("reporting: the figures of one day", flush=True)
                 for custom in (False, True):
