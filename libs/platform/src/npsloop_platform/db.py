@@ -49,7 +49,9 @@ def _set_on_connect(engine: AsyncEngine, settings: dict[str, str]) -> None:
 
 # For a pool whose statements take their ids as arrays: a generic plan counts an array as 10 rows,
 # and one made while a table was small (a sequential scan) stays as the table grows, until the next
-# ANALYZE. Ingest's and notifier's pools set it (bench/README.md has the numbers).
+# ANALYZE. Ingest's and notifier's pools set it; actions' `mark_cases` and reporting's reads, on a
+# pool they share in the embedded default, ask for it per transaction (`custom_plans`). Numbers:
+# `python -m bench.plan_check`, bench/README.md.
 CUSTOM_PLANS: Mapping[str, str] = {"plan_cache_mode": "force_custom_plan"}
 
 
