@@ -6,11 +6,13 @@ A published model is never edited incompatibly: add a `V2` class and an upcaster
 
 from __future__ import annotations
 
+import re
 import uuid
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from .envelope import Contract, Envelope
 from .nps import Band, Score
@@ -21,10 +23,29 @@ Email = Annotated[
     StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
     Field(description="An email address (name@domain.tld)."),
 ]
+PHONE_PATTERN = r"^\+?[0-9][0-9 ()./-]{5,30}$"
+_PHONE = re.compile(PHONE_PATTERN)
+
+
+def _phone(value: str) -> str:
+    """Stripped when the stripped number matches; else as sent, when it matches as sent. The
+    published pattern counts trailing spaces toward its 6 characters ("00000 "), which stripping
+    first refused: whatever the published schema accepts, the models accept, and the value they
+    keep parses again downstream."""
+    stripped = value.strip()
+    if _PHONE.fullmatch(stripped):
+        return stripped
+    if _PHONE.fullmatch(value):
+        return value
+    raise PydanticCustomError(
+        "string_pattern_mismatch", "String should match pattern '{pattern}'", {"pattern": PHONE_PATTERN}
+    )
+
+
 Phone = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 ()./-]{5,30}$"),
-    Field(description="A phone number, ideally E.164 (+4915112345678)."),
+    AfterValidator(_phone),
+    Field(description="A phone number, ideally E.164 (+4915112345678).", json_schema_extra={"pattern": PHONE_PATTERN}),
 ]
 
 
