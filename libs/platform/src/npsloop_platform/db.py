@@ -53,12 +53,13 @@ def _set_on_connect(engine: AsyncEngine, settings: dict[str, str]) -> None:
 # pool they share in the embedded default, ask for it per transaction (`custom_plans`). Numbers:
 # `python -m bench.plan_check`, bench/README.md.
 CUSTOM_PLANS: Mapping[str, str] = {"plan_cache_mode": "force_custom_plan"}
+_SET_LOCAL_CUSTOM_PLANS = text("; ".join(f"SET LOCAL {name} = {value}" for name, value in CUSTOM_PLANS.items()))
 
 
 async def custom_plans(session: AsyncSession) -> None:
     """`CUSTOM_PLANS` for the rest of this session's transaction only: for a pool shared with
     statements that are better off with their cached plans (the embedded default's)."""
-    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    await session.execute(_SET_LOCAL_CUSTOM_PLANS)
 
 
 @asynccontextmanager
