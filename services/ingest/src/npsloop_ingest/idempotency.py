@@ -16,11 +16,11 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 
 from npsloop_platform.db import Database, Statement, driver_connection
@@ -35,13 +35,47 @@ def event_id_for(tenant_id: str, idempotency_key: str) -> uuid.UUID:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{tenant_id}:{idempotency_key}")
 
 
-#: json.dumps with these options, made once: json.dumps builds a new encoder on every such call.
+#: The canonical form every stored digest was made of: json.dumps with these options (made once:
+#: json.dumps builds a new encoder on every such call).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
 
 def body_hash(body: dict[str, Any]) -> str:
-    """The digest stored with a claim; it must never change for a body (rows outlive a release)."""
-    return hashlib.sha256(_CANONICAL(body).encode()).hexdigest()
+    """The digest stored with a claim; it must never change for a body (rows outlive a release, and
+    a retry that reaches another replica during a rolling deploy must get the same answer)."""
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def canonical_json(body: dict[str, Any]) -> bytes:
+    """`_CANONICAL(body)` as bytes, written by orjson where that gives the same bytes: 0.4 us instead
+    of 3.5 for an answer, a third of a batch item's idempotency work.
+
+    With sorted keys, orjson writes what json.dumps writes for str, int, bool, None, lists and dicts
+    as long as the text is ASCII: json escapes every other character as \\uXXXX (and DEL too), where
+    orjson writes UTF-8. Floats (`1e+16` against `1e16`, NaN), big ints and non-str keys differ or
+    fail too. Anything like that is written by json itself, so the bytes never depend on the path.
+    """
+    if _plain(body):
+        try:
+            fast = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an int over 64 bits, a key that is not a str, a type orjson does not know
+            pass
+        else:
+            if fast.isascii() and b"\x7f" not in fast:
+                return fast
+    return _CANONICAL(body).encode()
+
+
+def _plain(value: Any) -> bool:
+    """No float anywhere inside, and no type json would turn into text with `default=str`."""
+    for v in value.values() if type(value) is dict else value:
+        kind = type(v)
+        if kind not in _SCALARS and not ((kind is dict or kind is list) and _plain(v)):
+            return False
+    return True
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -58,18 +92,19 @@ class Claim(StrEnum):
     CONFLICT = "conflict"  # the id was used for another body
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     tenant_id: str
     event_id: uuid.UUID
     body_hash: str
     customer_key: str | None = None
     store_id: str | None = None
+    #: (tenant, event id as text): how the rows and the acknowledged set name it. Made once here: a
+    #: functools.cached_property takes a lock on every read (Python 3.11).
+    ref: tuple[str, str] = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def ref(self) -> tuple[str, str]:
-        """(tenant, event id as text): how the rows and the acknowledged set name it."""
-        return (self.tenant_id, str(self.event_id))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ref", (self.tenant_id, str(self.event_id)))
 
 
 _CLAIM = Statement(
