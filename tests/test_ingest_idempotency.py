@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from npsloop.loop import Loop
+from npsloop_ingest.api.feedback import BatchResult
 from npsloop_ingest.idempotency import IdempotencyStore
 from npsloop_platform.access import Role
 from npsloop_platform.bus import MemoryBus
@@ -134,6 +135,10 @@ async def test_a_batch_answers_per_item_in_order(loop: Loop, client: httpx.Async
     assert results[5]["errors"][0]["loc"] == ["items", 5, "store_id"]
     assert answer.json()["accepted"] == 2 and answer.json()["rejected"] == 5 and answer.json()["duplicates"] == 1
     assert len(await published(loop)) == 3  # the earlier one and the two accepted now
+    # Written without the models, the answer is still exactly the documented BatchResult.
+    assert BatchResult.model_validate(answer.json()).model_dump(mode="json") == answer.json()
+    huge = await client.post("/v1/feedback:batch", json={"items": [body(10**30)]})  # past 64 bits, echoed
+    assert huge.status_code == 200 and huge.json()["results"][0]["errors"][0]["input"] == 10**30
 
     too_many = await client.post("/v1/feedback:batch", json={"items": [body(5)] * 1001})
     assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"] == ["body", "items"]

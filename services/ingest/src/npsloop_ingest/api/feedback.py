@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import to_json
 from starlette.applications import Starlette
 
 from npsloop_platform.access.http import SourceDep
@@ -280,7 +282,10 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
     headers, too_many = rate_limit(request.app, settings, principal, None, cost=len(batch.items))
     if too_many is not None:
         return too_many
-    results: list[ItemResult] = []
+    # Each result is a dict shaped as ItemResult (the documented response_model), and the whole
+    # answer is written by pydantic_core.to_json: the same bytes as through the models, at a sixth of
+    # the CPU (a model per item was ~2 us of a batch item's ~45).
+    results: list[dict[str, Any]] = []
     prepared: list[tuple[int, FeedbackReceivedV1, Item]] = []
     now = utcnow()  # one batch, one recorded_at
     for index, body in enumerate(validated(batch.items)):
@@ -290,18 +295,14 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
             event, item = prepare(body, principal, None, settings.source_name, now)
         except ValidationError as exc:
             errors = [{**e, "loc": ["items", index, *e["loc"]]} for e in clean_errors(exc.errors())]
-            results.append(ItemResult.model_construct(index=index, status="rejected", event_id=None, errors=errors))
+            results.append(_result(index, "rejected", None, errors))
             continue
         except OutOfScope as exc:
             results.append(
-                ItemResult(
-                    index=index,
-                    status="rejected",
-                    errors=[{"loc": ["items", index], "msg": str(exc), "type": "forbidden"}],
-                )
+                _result(index, "rejected", None, [{"loc": ["items", index], "msg": str(exc), "type": "forbidden"}])
             )
             continue
-        results.append(ItemResult.model_construct(index=index, status="accepted", event_id=event.event_id, errors=None))
+        results.append(_result(index, "accepted", event.event_id))
         prepared.append((index, event, item))
     store = store_of(request.app)
     claims = await store.claim([item for _, _, item in prepared])
@@ -309,16 +310,10 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
     for (index, event, item), claim in zip(prepared, claims, strict=True):
         if claim is Claim.CONFLICT:
             msg = "This event_id was used before for a different body."
-            results[index] = ItemResult(
-                index=index,
-                status="rejected",
-                event_id=event.event_id,
-                errors=[{"loc": ["items", index, "event_id"], "msg": msg, "type": "conflict"}],
-            )
+            errors = [{"loc": ["items", index, "event_id"], "msg": msg, "type": "conflict"}]
+            results[index] = _result(index, "rejected", event.event_id, errors)
         elif claim is Claim.DUPLICATE:
-            results[index] = ItemResult.model_construct(
-                index=index, status="duplicate", event_id=event.event_id, errors=None
-            )
+            results[index] = _result(index, "duplicate", event.event_id)
         else:
             to_publish.append((event, item))
     failure = await publish_all(
@@ -332,8 +327,18 @@ async def post_batch(batch: BatchIn, principal: SourceDep, request: Request) -> 
         log.warning("batch of %d not accepted: %s", len(to_publish), failure)
         return unavailable(settings, [str(e.event_id) for e, _ in to_publish])
     store.mark_published_later([i for _, i in to_publish])
-    count = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")}
-    result = BatchResult(
-        accepted=count["accepted"], duplicates=count["duplicate"], rejected=count["rejected"], results=results
-    )
-    return _answer(200, result, headers)
+    count = Counter(r["status"] for r in results)
+    answer = {
+        "accepted": count["accepted"],
+        "duplicates": count["duplicate"],
+        "rejected": count["rejected"],
+        "results": results,
+    }
+    return Response(to_json(answer), 200, headers, media_type="application/json")
+
+
+def _result(
+    index: int, status: str, event_id: uuid.UUID | None, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One item's ItemResult, as the dict it serializes to (keys in the model's order)."""
+    return {"index": index, "status": status, "event_id": event_id, "errors": errors}
