@@ -275,3 +275,40 @@ async def test_ingest_plans_its_claims_for_their_ids_every_time(database_url: st
         await ingest_db.stop()
         await embedded_db.stop()
         await plain.stop()
+
+
+async def test_marking_claims_published_is_a_hot_update(database_url: str) -> None:
+    """A claim's mark updates only its status, and its page has room for that (migration 0003): the
+    update stays in the page and writes no index entry. With full pages none of these were HOT."""
+    from npsloop_ingest.config import IngestSettings
+    from npsloop_ingest.idempotency import Item
+    from npsloop_ingest.main import build
+    from npsloop_platform.db import Database, Migrations, driver_connection
+
+    parts = build(IngestSettings(database_url=database_url), MemoryBus())
+    for migrations in (c for c in parts.components if isinstance(c, Migrations)):
+        await migrations.start()
+    db = next(c for c in parts.components if isinstance(c, Database))
+    try:
+        store = IdempotencyStore(db)
+        async with driver_connection(db.engine) as conn:
+            await conn.execute("TRUNCATE ingest.accepted")  # new pages, as a table fills from now on
+            before = await conn.fetchrow(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+                " WHERE schemaname = 'ingest' AND relname = 'accepted'"
+            )
+        for _ in range(3):
+            items = [Item("acme", uuid.uuid4(), "h" * 64, f"acme:c-{i}", "berlin-1") for i in range(1000)]
+            await store.claim_now(items)
+            await store.settle_now(items, [])
+        async with driver_connection(db.engine) as conn:
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+            after = await conn.fetchrow(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+                " WHERE schemaname = 'ingest' AND relname = 'accepted'"
+            )
+        updated = after["n_tup_upd"] - before["n_tup_upd"]
+        hot = after["n_tup_hot_upd"] - before["n_tup_hot_upd"]
+        assert updated == 3000 and hot >= 0.95 * updated, (updated, hot)
+    finally:
+        await db.stop()
