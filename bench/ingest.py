@@ -311,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=4, help="single posts in this many alternating rounds per endpoint"
     )
-    parser.add_argument("--batches", type=int, default=40, help="batches of 1,000 to ingest")
+    parser.add_argument(
+        "--batches", type=int, default=120, help="batches of 1,000 to ingest (120: a phase of ~5 s, steadier than 2)"
+    )
     parser.add_argument("--batch-concurrency", type=int, default=4)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--rate-seconds", type=float, default=20.0)
