@@ -291,24 +291,25 @@ async def test_marking_claims_published_is_a_hot_update(database_url: str) -> No
     db = next(c for c in parts.components if isinstance(c, Database))
     try:
         store = IdempotencyStore(db)
+        async def updates() -> tuple[int, int]:
+            """(updated rows, HOT updated rows) of ingest.accepted, as the statistics have them now."""
+            async with driver_connection(db.engine) as conn:
+                await conn.execute("SELECT pg_stat_force_next_flush()")
+                row = await conn.fetchrow(
+                    "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+                    " WHERE schemaname = 'ingest' AND relname = 'accepted'"
+                )
+            return row["n_tup_upd"], row["n_tup_hot_upd"]
+
         async with driver_connection(db.engine) as conn:
             await conn.execute("TRUNCATE ingest.accepted")  # new pages, as a table fills from now on
-            before = await conn.fetchrow(
-                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
-                " WHERE schemaname = 'ingest' AND relname = 'accepted'"
-            )
+        updated_before, hot_before = await updates()
         for _ in range(3):
             items = [Item("acme", uuid.uuid4(), "h" * 64, f"acme:c-{i}", "berlin-1") for i in range(1000)]
             await store.claim_now(items)
             await store.settle_now(items, [])
-        async with driver_connection(db.engine) as conn:
-            await conn.execute("SELECT pg_stat_force_next_flush()")
-            after = await conn.fetchrow(
-                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
-                " WHERE schemaname = 'ingest' AND relname = 'accepted'"
-            )
-        updated = after["n_tup_upd"] - before["n_tup_upd"]
-        hot = after["n_tup_hot_upd"] - before["n_tup_hot_upd"]
+        updated_after, hot_after = await updates()
+        updated, hot = updated_after - updated_before, hot_after - hot_before
         assert updated == 3000 and hot >= 0.95 * updated, (updated, hot)
     finally:
         await db.stop()

@@ -47,8 +47,8 @@ def body_hash(body: dict[str, Any]) -> str:
 
 
 def canonical_json(body: dict[str, Any]) -> bytes:
-    """`_CANONICAL(body)` as bytes, written by orjson where that gives the same bytes: 0.4 us instead
-    of 3.5 for an answer, a third of a batch item's idempotency work.
+    """`_CANONICAL(body)` as bytes, written by orjson where that gives the same bytes: 1.2 us with
+    the check below, instead of 3.3, for an answer.
 
     With sorted keys, orjson writes what json.dumps writes for str, int, bool, None, lists and dicts
     as long as the text is ASCII: json escapes every other character as \\uXXXX (and DEL too), where

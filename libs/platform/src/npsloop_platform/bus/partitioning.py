@@ -25,4 +25,4 @@ def murmur2(data: bytes) -> int:
 
 def partition_for(key: bytes, partitions: Sequence[int]) -> int:
     """The default partitioner's choice for a keyed message among the topic's sorted partitions."""
-    return partitions[(murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % len(partitions)]
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
