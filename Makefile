@@ -10,7 +10,7 @@ BENCH_EVENTS ?= 20000
 CHAOS_EVENTS ?= 20000
 SEED ?= 1
 
-.PHONY: help install browser run demo up down status logs deploy-files deploy-check test test-fast lint schemas policy-check bench bench-ingest bench-classifier eval-sentiment eval-themes eval-flags kafka-start kafka-stop kafka-status clean bench-notifier chaos
+.PHONY: help install browser run demo up down status logs deploy-files deploy-check test test-fast lint schemas policy-check bench bench-ingest bench-classifier eval-sentiment eval-sentiment-ceiling eval-themes eval-flags kafka-start kafka-stop kafka-status clean bench-notifier chaos
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -107,6 +107,9 @@ bench-classifier: install ## Classifier on real Kafka next to a pass-through hop
 
 eval-sentiment: install ## Default sentiment model vs plain VADER on ../shared/data/sentiment (F1 per set; SET=file adds one)
 	$(UV) run --frozen python -m bench.classifier.eval_sentiment $(if $(SET),--set $(SET))
+
+eval-sentiment-ceiling: install ## How far a model trained on each sentiment set itself gets (5-fold, scikit-learn; a few minutes)
+	$(UV) run --frozen python -m bench.classifier.ceiling_sentiment
 
 eval-themes: install ## Themes and their clause sentiment on the labeled comments in bench/classifier/data/themes*.tsv
 	$(UV) run --frozen python -m bench.classifier.eval_themes
