@@ -145,8 +145,35 @@ def test_shipped_ngram_fallback_loads_and_is_named() -> None:
     assert isinstance(model, Ensemble) and model.ngram is not None and model.ngram.buckets
     assert set(model.ngram.trained_on)
     assert model.name.startswith("npsloop-ensemble-3") and f"ngram-{model.ngram.version}" in model.name
-    # the default keeps the lexicons alone: no evidence is neutral, never a guess
+    # the default asks the same n-gram model only where lexicon words cancel: no evidence is
+    # neutral, never a guess
     default = default_model()
-    assert default.ngram is None and default.name.startswith("npsloop-ensemble-2")
+    assert default is model_named("ensemble-tiebreak") and default.tie_break
+    assert default.ngram is not None and default.ngram.buckets == model.ngram.buckets
+    assert default.name != model.name and "tie-break" in default.name
+    lexicons = model_named("ensemble")
+    assert isinstance(lexicons, Ensemble) and lexicons.ngram is None and lexicons.name.startswith("npsloop-ensemble-2")
     for fact in ("The parcel arrived.", "Delivered on Monday", "Bought milk and bread."):
         assert default(fact).label is SentimentLabel.NEUTRAL, fact
+
+
+def test_tie_break_decides_only_where_lexicon_words_cancel() -> None:
+    from npsloop_classifier.sentiment import NgramWeights, has_evidence, model_named, ngrams
+
+    cancel, nothing = "love it hate it on Tuesday", "We came by train on Tuesday"
+    lexicons = model_named("ensemble")
+    assert isinstance(lexicons, Ensemble)
+    assert has_evidence(lexicons.features(cancel)) and lexicons(cancel).label is SentimentLabel.NEUTRAL
+    assert not has_evidence(lexicons.features(nothing)) and lexicons(nothing).label is SentimentLabel.NEUTRAL
+    tuesday = ngrams("tuesday")[0]
+    for weight, label in ((5.0, SentimentLabel.POSITIVE), (-5.0, SentimentLabel.NEGATIVE)):
+        weights = NgramWeights("t1", [], 0.25, {}, {tuesday: weight})
+        tie_break = Ensemble(ngram=weights, tie_break=True)
+        assert tie_break(cancel).label is label, weight  # words that cancel: the n-grams decide
+        assert tie_break(nothing).label is SentimentLabel.NEUTRAL  # no sentiment word: no guess
+        assert Ensemble(ngram=weights)(nothing).label is label  # ensemble-ngram does guess there
+        assert "tie-break" in tie_break.name and "tie-break" not in Ensemble(ngram=weights).name
+    shipped = model_named("ensemble-tiebreak")
+    assert isinstance(shipped, Ensemble) and shipped.tie_break and shipped.ngram is not None
+    for fact in ("The parcel arrived.", "Delivered on Monday", "Bought milk and bread."):
+        assert shipped(fact).label is SentimentLabel.NEUTRAL, fact

@@ -13,7 +13,7 @@ from npsloop_schemas import SentimentLabel
 
 
 def test_model_names() -> None:
-    assert isinstance(model_named("ensemble"), Ensemble) and default_model() is model_named("ensemble")
+    assert isinstance(model_named("ensemble"), Ensemble) and default_model() is model_named("ensemble-tiebreak")
     assert isinstance(model_named("calibrated"), Calibrated) and isinstance(model_named("vader"), Vader)
     with pytest.raises(ValueError, match="unknown sentiment model"):
         model_named("bert")
@@ -61,6 +61,7 @@ def test_eval_sentiment_holds_out_each_set(tmp_path: Path, capsys: pytest.Captur
     assert "calib fitted on b_GroundTruth.txt and c_GroundTruth.txt" in out
     assert "calib = the shipped weights" in out and out.count("weighted-F1") >= 4 * 2 * 4
     assert "default - vader" in out
-    # the ngram variant's fallback is fitted held out too, and shown next to the default
-    assert out.count("ngram's fallback (band") == 3 and "ngram's fallback and calib = the shipped weights" in out
-    assert out.count("ngram    weighted-F1") == 4 * 2
+    # the default's n-gram model (and the ngram variant's, the same) is fitted held out too
+    assert out.count("the n-gram model (band") == 3 and "the n-gram model and calib = the shipped weights" in out
+    for row in ("default ", "lexicons", "ngram   "):
+        assert out.count(f"{row} weighted-F1") == 4 * 2, row

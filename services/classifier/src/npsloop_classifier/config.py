@@ -11,6 +11,10 @@ class ClassifierSettings(PlatformSettings):
     source_name: str = "npsloop-classifier"
     #: NPSLOOP_TAXONOMY_FILE: a theme taxonomy (TOML) instead of the retail default; validated on start.
     taxonomy_file: Path | None = None
-    #: NPSLOOP_SENTIMENT_MODEL: `ensemble` (default), `ensemble-ngram` (with the n-gram fallback:
-    #: more F1 on the paper's sets, hardly a neutral), `calibrated` or plain `vader`; see make eval-sentiment.
-    sentiment_model: Literal["ensemble", "ensemble-ngram", "calibrated", "vader"] = "ensemble"
+    #: NPSLOOP_SENTIMENT_MODEL: `ensemble-tiebreak` (default: the lexicon ensemble, with the n-gram
+    #: model where lexicon words cancel), `ensemble` (the lexicons alone), `ensemble-ngram` (the
+    #: n-gram model also where no lexicon word is found: hardly a neutral), `calibrated` or plain
+    #: `vader`; see make eval-sentiment.
+    sentiment_model: Literal["ensemble-tiebreak", "ensemble", "ensemble-ngram", "calibrated", "vader"] = (
+        "ensemble-tiebreak"
+    )
