@@ -13,13 +13,15 @@ import re
 
 from npsloop_schemas import Band, Sentiment, SentimentLabel
 
+from .caseless import Caseless
+
 URGENT = "urgent"
 MISMATCH_FLAG = "score_sentiment_mismatch"
 PII = "contains_pii"
 NO_CONTACT = "no_contact"
 MISMATCH = 0.4
 
-_URGENT = re.compile(
+_URGENT = Caseless(
     r"\b(?:"
     # leaving
     r"never (?:again|coming back|going back|shopping here|shop here|set foot|return(?:ing)?)|"
@@ -53,8 +55,7 @@ _URGENT = re.compile(
     r"(?:want|need|like) (?:to )?(?:speak|talk) to (?:someone|somebody|a person|a manager)|"
     r"(?:someone|somebody) (?:to )?(?:call|contact|ring)|expect a (?:phone )?call|waiting for (?:a|your) call|"
     r"as soon as possible|asap"
-    r")\b",
-    re.IGNORECASE,
+    r")\b"
 )
 
 # Each starts only where a token starts (the lookbehinds): one attempt per token, linear in the text.
@@ -124,7 +125,7 @@ def redact(text: str) -> tuple[str, list[str]]:
 
 
 def is_urgent(text: str) -> bool:
-    return _URGENT.search(text) is not None
+    return _URGENT.search(text)
 
 
 def mismatch(band: Band, sentiment: Sentiment | None) -> bool:

@@ -64,7 +64,7 @@ class LanguageDetector:
         words = _LETTERS.findall(text)
         if not words:
             return None
-        known = sum(1 for w in words if w.lower() in self._english)
+        known = sum(map(self._english.__contains__, map(str.lower, words)))
         if (known == len(words) and len(words) <= 4) or (known >= 0.8 * len(words) and _latin(text)):
             return "en"  # English words in Latin script: no trigram model needed (and none fooled)
         found = self._detector.detect_language_of(text)
@@ -72,6 +72,8 @@ class LanguageDetector:
 
 
 def _latin(text: str) -> bool:
+    if max(text) < "\u0250":  # the usual case, without a Python loop
+        return True
     return all(ord(ch) < 0x250 for ch in text if ch.isalpha())
 
 

@@ -32,6 +32,8 @@ from typing import Protocol
 
 from npsloop_schemas import Sentiment, SentimentLabel
 
+from .caseless import Caseless
+
 THRESHOLD = 0.05
 SUPPORTED_LANGUAGES = frozenset({"en"})
 
@@ -61,10 +63,14 @@ class Vader:
     name = "vader-3.3.2"
     languages = SUPPORTED_LANGUAGES
 
-    def __init__(self, extra_lexicon: dict[str, float] | None = None) -> None:
+    def __init__(self, extra_lexicon: dict[str, float] | None = None, fast: bool = True) -> None:
+        """`fast`: the library's scores computed faster (`vader_fast`), if the installed VADER is
+        the version that was checked; else the library itself."""
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-        self._analyzer = SentimentIntensityAnalyzer()
+        from .vader_fast import FastVader
+
+        self._analyzer = FastVader() if fast and FastVader.supported() else SentimentIntensityAnalyzer()
         if extra_lexicon:
             self._analyzer.lexicon.update(extra_lexicon)
 
@@ -127,20 +133,30 @@ def retail_phrases() -> list[tuple[str, float]]:
             valence = float(value)
         except (re.error, ValueError) as exc:
             raise ValueError(f"retail_phrases.tsv line {n}: {exc}") from None
+        if re.search(r"\(\?<?[=!]", pattern) or re.search(r"\\[bBAZ]|[\^$]", pattern):
+            raise ValueError(f"retail_phrases.tsv line {n}: no look-around, anchors or \\b in a phrase")
         out.append((pattern, valence))
     return out
 
 
 class Phrases:
-    """Rewrites each phrase into one synthetic token that VADER's lexicon holds with its valence."""
+    """Rewrites each phrase into one synthetic token that VADER's lexicon holds with its valence.
+
+    One alternation finds them all; its alternatives are unnamed (a named group in front of each
+    would stop the engine from skipping it on its first letter), and the phrase that matched is the
+    first whose pattern matches the found text whole, as the alternation tries them in order. A
+    phrase pattern holds no look-around (`retail_phrases` refuses one), so that test is exact."""
 
     def __init__(self, phrases: list[tuple[str, float]]) -> None:
         self.tokens = {f"zzphrase{i}": valence for i, (_, valence) in enumerate(phrases)}
-        groups = "|".join(f"(?P<zzphrase{i}>{p})" for i, (p, _) in enumerate(phrases))
-        self._pattern = re.compile(rf"(?<!\w)(?:{groups})(?!\w)", re.IGNORECASE)
+        self._each = [re.compile(p, re.IGNORECASE) for p, _ in phrases]
+        self._pattern = Caseless(r"(?<!\w)(?:" + "|".join(f"(?:{p})" for p, _ in phrases) + r")(?!\w)")
+
+    def _token(self, found: str) -> str:
+        return next(f"zzphrase{i}" for i, p in enumerate(self._each) if p.fullmatch(found))
 
     def rewrite(self, text: str) -> str:
-        return self._pattern.sub(lambda m: str(m.lastgroup), text)
+        return self._pattern.replace(text, self._token)
 
 
 def textblob_file(name: str) -> Path:

@@ -19,6 +19,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from .caseless import Caseless
+
 ThemeId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)]
 
@@ -91,6 +93,12 @@ class Mention:
 
 
 _WORDS = re.compile(r"\w+")
+_UNSEEN = object()
+MEMO_WORDS = 100_000  # distinct words remembered per taxonomy (a few MB at most)
+
+
+def _phrase_key(phrase: str) -> str:
+    return " ".join(phrase.lower().split())
 
 
 class Taxonomy:
@@ -111,18 +119,21 @@ class Taxonomy:
             for stem in t.stems:
                 self._stems[stem.casefold()] = theme
         self._stem_lengths = sorted({len(s) for s in self._stems})
-        groups = []
-        self._group_theme: dict[str, str] = {}
-        for i, theme in enumerate(spec.themes):
-            alternatives = sorted(
-                (re.escape(term).replace(r"\ ", r"\s+") for th, term in phrases if th == theme), key=len, reverse=True
+        # One alternation, a theme's terms together and longest first; unnamed (a named group
+        # before each alternative would stop the engine from skipping it on its first letter), the
+        # theme is looked up from the matched words.
+        self._phrase_theme = {_phrase_key(term): theme for theme, term in phrases}
+        alternatives = [
+            alternative
+            for theme in spec.themes
+            for alternative in sorted(
+                (re.escape(term.lower()).replace(r"\ ", r"\s+") for th, term in phrases if th == theme),
+                key=len,
+                reverse=True,
             )
-            if alternatives:
-                groups.append(f"(?P<t{i}>" + "|".join(alternatives) + ")")
-                self._group_theme[f"t{i}"] = theme
-        self._phrases = (
-            re.compile(r"(?<!\w)(?:" + "|".join(groups) + r")(?!\w)", re.IGNORECASE) if groups else None
-        )
+        ]
+        self._phrases = Caseless(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)") if alternatives else None
+        self._memo: dict[str, str | None] = {}  # word -> theme (or None): the vocabulary is small
 
     @property
     def ids(self) -> list[str]:
@@ -131,22 +142,35 @@ class Taxonomy:
     def hits(self, text: str) -> list[tuple[str, int]]:
         """(theme, position) of every term found in `text`."""
         out: list[tuple[str, int]] = []
-        words, stems, lengths = self._words, self._stems, self._stem_lengths
-        for m in _WORDS.finditer(text.casefold()):
-            word = m.group()
-            theme = words.get(word)
-            if theme is None:
-                for n in lengths:
-                    if n > len(word):
-                        break
-                    theme = stems.get(word[:n])
-                    if theme is not None:
-                        break
+        memo = self._memo
+        folded = text.casefold()
+        same = len(folded) == len(text)  # else ("Straße"), fold word by word to keep positions
+        for m in _WORDS.finditer(folded if same else text):
+            word = m.group() if same else m.group().casefold()
+            theme = memo.get(word, _UNSEEN)
+            if theme is _UNSEEN:
+                theme = self._word_theme(word)
+                if len(memo) < MEMO_WORDS:
+                    memo[word] = theme
             if theme is not None:
-                out.append((theme, m.start()))
+                out.append((theme, m.start()))  # type: ignore[arg-type]
         if self._phrases is not None:
-            out += [(self._group_theme[str(m.lastgroup)], m.start()) for m in self._phrases.finditer(text)]
+            for m in self._phrases.finditer(text):
+                phrase_theme = self._phrase_theme.get(_phrase_key(m.group()))
+                if phrase_theme is not None:  # None only for a letter whose lower case is longer
+                    out.append((phrase_theme, m.start()))
         return out
+
+    def _word_theme(self, word: str) -> str | None:
+        theme = self._words.get(word)
+        if theme is None:
+            for n in self._stem_lengths:
+                if n > len(word):
+                    break
+                theme = self._stems.get(word[:n])
+                if theme is not None:
+                    break
+        return theme
 
     def themes(self, text: str) -> list[str]:
         return self._sorted({theme for theme, _ in self.hits(text)})
