@@ -68,25 +68,53 @@ def key_of(event: Envelope, msg: Message) -> str:
     return event.tenant_id
 
 
+_Record = tuple[str, bytes, str | bytes | None, Headers]  # topic, value, key, headers
+
+
 class Publisher:
-    """Sends what a batch published; `flush()` waits for all acks before offsets are committed."""
+    """Sends what a batch published; `flush()` waits for all acks before offsets are committed.
+
+    A batch's events go out together (`publish_many`): on Kafka one record batch per partition
+    (`KafkaBus.send_many`) instead of one `send` each, which was a tenth of the classifier's CPU.
+    A failed send is kept, with every record it carried, and re-sent by `flush()`."""
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.sent = 0
-        self._pending: list[tuple[str, bytes, str | bytes | None, Headers, Any]] = []
-        self._failed: list[tuple[str, bytes, str | bytes | None, Headers, Any]] = []
+        self._pending: list[tuple[list[_Record], asyncio.Future[Any]]] = []  # records, one ack for them all
+        self._failed: list[tuple[_Record, BaseException]] = []
 
     async def publish(self, event: Envelope, key: str | None, headers: Headers = ()) -> None:
         await self.publish_raw(TOPIC_OF[type(event)], serialize_event(event), key, headers)
 
     async def publish_raw(self, topic: str, value: bytes, key: str | bytes | None, headers: Headers = ()) -> None:
-        try:
-            fut: Any = await self.bus.send(topic, value, key=key, headers=headers)
-        except Exception as exc:  # not connected: keep it, flush() re-sends it
-            self._failed.append((topic, value, key, headers, exc))
+        await self._send([(topic, value, key, headers)])
+
+    async def publish_many(self, events: Sequence[tuple[Envelope, str | None, Headers]]) -> None:
+        await self._send([(TOPIC_OF[type(e)], serialize_event(e), key, headers) for e, key, headers in events])
+
+    async def _send(self, records: list[_Record]) -> None:
+        send_many = getattr(self.bus, "send_many", None)
+        if send_many is None or len(records) == 1:
+            for record in records:
+                topic, value, key, headers = record
+                try:
+                    fut: Any = await self.bus.send(topic, value, key=key, headers=headers)
+                except Exception as exc:  # not connected: keep it, flush() re-sends it
+                    self._failed.append((record, exc))
+                    continue
+                self._pending.append(([record], fut))
             return
-        self._pending.append((topic, value, key, headers, fut))
+        by_topic: dict[str, list[_Record]] = {}
+        for record in records:  # in order within a topic, so within a key
+            by_topic.setdefault(record[0], []).append(record)
+        for topic, group in by_topic.items():
+            try:
+                futures = await send_many(topic, [(value, key, headers) for _, value, key, headers in group])
+            except Exception as exc:
+                self._failed += [(record, exc) for record in group]
+                continue
+            self._pending.append((group, asyncio.gather(*futures)))
 
     async def flush(self, stopping: asyncio.Event) -> bool:
         """Wait for every ack; re-send what failed (downstream dedupes on event_id) until acked.
@@ -97,15 +125,17 @@ class Publisher:
 
         async def attempt() -> None:
             retry, self._failed = self._failed, []
-            for topic, value, key, headers, _ in retry:
-                await self.publish_raw(topic, value, key, headers)
+            if retry:
+                await self._send([record for record, _ in retry])
             pending, self._pending = self._pending, []
-            results = await asyncio.gather(*(p[4] for p in pending), return_exceptions=True)
-            self.sent += sum(1 for r in results if not isinstance(r, BaseException))
-            self._failed += [p for p, r in zip(pending, results, strict=True) if isinstance(r, BaseException)]
+            results = await asyncio.gather(*(fut for _, fut in pending), return_exceptions=True)
+            for (records, _), result in zip(pending, results, strict=True):
+                if isinstance(result, BaseException):
+                    self._failed += [(record, result) for record in records]
+                else:
+                    self.sent += len(records)
             if self._failed:
-                first = next(r for r in results if isinstance(r, BaseException)) if pending else None
-                raise ConnectionError(f"{len(self._failed)} publishes not acknowledged: {first}")
+                raise ConnectionError(f"{len(self._failed)} publishes not acknowledged: {self._failed[0][1]}")
 
         try:
             await retrying("publishing", attempt, stopping=stopping, transient=lambda _: True)
@@ -287,9 +317,12 @@ class EventConsumer(Background):
             await self._handle(items[:mid], publisher)
             await self._handle(items[mid:], publisher)
             return
-        for out in uow.outgoing:
-            headers = tracing.inject(out.headers, self._spans.context_for(out.event.causation_id))
-            await publisher.publish(out.event, out.key, headers)
+        await publisher.publish_many(
+            [
+                (out.event, out.key, tracing.inject(out.headers, self._spans.context_for(out.event.causation_id)))
+                for out in uow.outgoing
+            ]
+        )
         for item, reason in uow.refused:
             await self._dead_letter(publisher, item.msg, reason, item)
         for hook in uow.hooks:

@@ -161,10 +161,15 @@ class KafkaBus:
         return fut
 
     async def send_many(
-        self, topic: str, messages: Sequence[tuple[bytes, str | bytes | None]], *, headers: Headers = ()
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes, str | bytes | None] | tuple[bytes, str | bytes | None, Headers]],
+        *,
+        headers: Headers = (),
     ) -> list[asyncio.Future[Any]]:
         """Send many (value, key) messages at once: one record batch per partition instead of one
         `send` each. The futures resolve when the broker acknowledged; each stands for one batch.
+        A message may carry headers of its own as a third item (a trace context), after `headers`.
 
         `send` per message was a fifth of ingest's CPU for a batch of 1,000 (metadata wait, the
         partitioner, one future and one accumulator append each). Partitions are chosen exactly as
@@ -176,31 +181,33 @@ class KafkaBus:
         physical = self.physical(topic)
         await producer.client._wait_on_metadata(physical)
         extra = list(tracing.inject(headers))
-        by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
+        by_partition: dict[int, list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]] = {}
         # A keyed message on the default partitioner: the same choice, computed here once per
         # topic instead of per message (`partitioning.py`); anything else asks the producer.
         partitions = sorted(producer._metadata.partitions_for_topic(physical) or ())
         ours = bool(partitions) and type(producer._partitioner) is DefaultPartitioner
-        for value, key in messages:
+        for message in messages:
+            value, key = message[0], message[1]
+            own = [*extra, *message[2]] if len(message) > 2 else extra
             raw_key = as_bytes(key)
             if ours and raw_key is not None:
                 partition = partition_for(raw_key, partitions)
             else:
                 partition = producer._partition(physical, None, key, value, raw_key, value)
-            by_partition.setdefault(partition, []).append((raw_key, value))
+            by_partition.setdefault(partition, []).append((raw_key, value, own))
         futures: list[asyncio.Future[Any]] = []
         for partition, records in by_partition.items():
             batch = producer.create_batch()
-            for raw_key, value in records:
-                if batch.append(timestamp=None, key=raw_key, value=value, headers=extra) is not None:
+            for raw_key, value, own in records:
+                if batch.append(timestamp=None, key=raw_key, value=value, headers=own) is not None:
                     continue
                 if batch.record_count():  # full: send it, go on in a new one
                     futures.append(await producer.send_batch(batch, physical, partition=partition))
                     batch = producer.create_batch()
-                    if batch.append(timestamp=None, key=raw_key, value=value, headers=extra) is not None:
+                    if batch.append(timestamp=None, key=raw_key, value=value, headers=own) is not None:
                         continue
                 # larger than a whole batch: on its own, as `send` would
-                futures.append(await producer.send(physical, value, key=raw_key, partition=partition, headers=extra))
+                futures.append(await producer.send(physical, value, key=raw_key, partition=partition, headers=own))
             if batch.record_count():
                 futures.append(await producer.send_batch(batch, physical, partition=partition))
         for fut in futures:
