@@ -29,4 +29,7 @@ def test_a_small_classifier_benchmark_runs_and_keeps_its_json_keys(kafka_bootstr
     assert set(result["model_time"]["stages_us"]) == {"pii_redaction", "language", "sentiment", "themes_with_clause_sentiment"}
     k = result["kafka"]
     assert k["classifier_events_per_s"] > 0 and k["passthrough_events_per_s"] > 0 and k["ratio"] > 0
+    assert len(k["rounds"]["pt"]) == len(k["rounds"]["cl"]) == 3  # in turn, each on the whole backlog
+    assert k["classifier_events_per_s"] == max(k["rounds"]["cl"]) and k["ratio_median_of_rounds"] > 0
+    assert set(k["publish_cpu_us_per_event"]) == {"send_each_us", "publish_many_us"}
     assert set(result["targets"]) == {"model_comments_per_s_one_core", "kafka_ratio_vs_passthrough"}
