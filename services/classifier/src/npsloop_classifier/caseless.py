@@ -1,5 +1,5 @@
-"""Case-insensitive matching of the classifier's big alternations, three to four times faster than
-`re.IGNORECASE`.
+"""Case-insensitive matching of the classifier's big alternations, faster than `re.IGNORECASE`
+(the urgent words 3.5x; the phrase alternation, with unnamed alternatives, about 1.6x).
 
 CPython's regex engine skips an alternative whose first character does not match with a single
 comparison, but only for a case-sensitive literal: under IGNORECASE every alternative is tried

@@ -6,7 +6,7 @@ words; it also walks every character looking for emoji. This subclass lowercases
 text, skips the emoji walk when the text holds none, and passes a word that is neither a booster nor
 in the lexicon (most words) without a method call. Everything else is the library's own code.
 
-`tests/test_vader_fast.py` checks the scores are identical, key by key, to the library's on the
+`services/classifier/tests/test_vader_fast.py` checks the scores are identical, key by key, to the library's on the
 20,000 sentences of the three VADER sets (where ../shared is there), the repo's labeled sets, edge
 cases and 20,000 synthetic sentences built to hit every rule; it is tied to 3.3.2 (the
 version pinned in uv.lock), and `FastVader.supported()` says whether the installed one is it.
