@@ -38,6 +38,11 @@ def test_theme_positions_hold_where_folding_changes_the_length() -> None:
     assert ("checkout_payment", text.index("checkout")) in hits
 
 
+def test_a_phrase_is_found_where_its_own_letters_lower_to_more() -> None:
+    text = "Waited a LONG TİME"  # "İ".lower() is two characters: the phrase key misses, its pattern does not
+    assert ("waiting_time", text.index("LONG")) in default_taxonomy().hits(text)
+
+
 def test_phrase_rewrite_names_the_phrase_that_matched() -> None:
     p = S.Phrases([("long queues?", -1.0), ("long (?:queues?|waits?)", -2.0), ("rude", -3.0)])
     assert p.rewrite("A LONG queue, long waits and Rude staff") == "A zzphrase0, zzphrase1 and zzphrase2 staff"
@@ -49,6 +54,31 @@ def test_phrase_file_refuses_look_around(monkeypatch: pytest.MonkeyPatch) -> Non
     try:
         with pytest.raises(ValueError, match="line 1: no look-around"):
             S.retail_phrases()
+    finally:
+        monkeypatch.undo()
+        S.retail_phrases.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"rude(?= staff)", r"(?<!not )rude", r"^rude", r"rude$", r"\brude", r"a\Bb", r"\Arude"]
+)
+def test_phrase_file_refuses_what_depends_on_the_text_around(monkeypatch: pytest.MonkeyPatch, pattern: str) -> None:
+    monkeypatch.setattr(S, "_data", lambda name: f"{pattern}\t-2\n")
+    S.retail_phrases.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="line 1: no look-around, anchors"):
+            S.retail_phrases()
+    finally:
+        monkeypatch.undo()
+        S.retail_phrases.cache_clear()
+
+
+@pytest.mark.parametrize("pattern", [r"queue[^s]", r"\$5 off", r"price[$]", r"x[\]^]y", r"no (?P<w>wait)"])
+def test_phrase_file_takes_classes_and_escapes(monkeypatch: pytest.MonkeyPatch, pattern: str) -> None:
+    monkeypatch.setattr(S, "_data", lambda name: f"{pattern}\t-2\n")
+    S.retail_phrases.cache_clear()
+    try:
+        assert S.retail_phrases() == [(pattern, -2.0)]
     finally:
         monkeypatch.undo()
         S.retail_phrases.cache_clear()

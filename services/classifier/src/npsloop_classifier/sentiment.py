@@ -133,10 +133,22 @@ def retail_phrases() -> list[tuple[str, float]]:
             valence = float(value)
         except (re.error, ValueError) as exc:
             raise ValueError(f"retail_phrases.tsv line {n}: {exc}") from None
-        if re.search(r"\(\?<?[=!]", pattern) or re.search(r"\\[bBAZ]|[\^$]", pattern):
+        if _context_dependent(pattern):
             raise ValueError(f"retail_phrases.tsv line {n}: no look-around, anchors or \\b in a phrase")
         out.append((pattern, valence))
     return out
+
+
+# A pattern's pieces: an escape, a character class (where "^" negates and "$" is a letter), the
+# opening of a look-around, or one character.
+_PIECE = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|\(\?<?[=!]|.", re.DOTALL)
+_CONTEXT = frozenset({"^", "$", "\\b", "\\B", "\\A", "\\Z", "(?=", "(?!", "(?<=", "(?<!"})
+
+
+def _context_dependent(pattern: str) -> bool:
+    """Whether a match of `pattern` depends on the text around the match: an anchor, \\b or a
+    look-around outside a character class (`[^x]`, `[$]` and an escaped `\\$` are fine)."""
+    return any(piece in _CONTEXT for piece in _PIECE.findall(pattern))
 
 
 class Phrases:

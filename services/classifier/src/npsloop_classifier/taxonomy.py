@@ -133,6 +133,19 @@ class Taxonomy:
             )
         ]
         self._phrases = Caseless(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)") if alternatives else None
+        # where lower-casing the text changes its length ("İ"), the match is the text's own letters
+        # and the theme is the one whose phrases match it whole
+        self._phrase_themes = [
+            (
+                theme,
+                re.compile(
+                    "|".join(re.escape(t.lower()).replace(r"\ ", r"\s+") for th, t in phrases if th == theme),
+                    re.IGNORECASE,
+                ),
+            )
+            for theme in spec.themes
+            if any(th == theme for th, _ in phrases)
+        ]
         self._memo: dict[str, str | None] = {}  # word -> theme (or None): the vocabulary is small
 
     @property
@@ -156,8 +169,11 @@ class Taxonomy:
                 out.append((theme, m.start()))  # type: ignore[arg-type]
         if self._phrases is not None:
             for m in self._phrases.finditer(text):
-                phrase_theme = self._phrase_theme.get(_phrase_key(m.group()))
-                if phrase_theme is not None:  # None only for a letter whose lower case is longer
+                found = m.group()
+                phrase_theme = self._phrase_theme.get(_phrase_key(found))
+                if phrase_theme is None:  # a letter whose lower case is longer: "WAİTİNG TİME"
+                    phrase_theme = next((t for t, p in self._phrase_themes if p.fullmatch(found)), None)
+                if phrase_theme is not None:
                     out.append((phrase_theme, m.start()))
         return out
 
