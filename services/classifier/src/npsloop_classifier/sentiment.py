@@ -151,6 +151,9 @@ def _context_dependent(pattern: str) -> bool:
     return any(piece in _CONTEXT for piece in _PIECE.findall(pattern))
 
 
+MEMO_PHRASES = 10_000  # distinct matched phrase texts remembered (spellings and cases of 20 phrases)
+
+
 class Phrases:
     """Rewrites each phrase into one synthetic token that VADER's lexicon holds with its valence.
 
@@ -163,9 +166,15 @@ class Phrases:
         self.tokens = {f"zzphrase{i}": valence for i, (_, valence) in enumerate(phrases)}
         self._each = [re.compile(p, re.IGNORECASE) for p, _ in phrases]
         self._pattern = Caseless(r"(?<!\w)(?:" + "|".join(f"(?:{p})" for p, _ in phrases) + r")(?!\w)")
+        self._memo: dict[str, str] = {}  # matched text -> its token
 
     def _token(self, found: str) -> str:
-        return next(f"zzphrase{i}" for i, p in enumerate(self._each) if p.fullmatch(found))
+        token = self._memo.get(found)
+        if token is None:  # the phrases a shop's comments hold are few: each is looked up once
+            token = next(f"zzphrase{i}" for i, p in enumerate(self._each) if p.fullmatch(found))
+            if len(self._memo) < MEMO_PHRASES:
+                self._memo[found] = token
+        return token
 
     def rewrite(self, text: str) -> str:
         return self._pattern.replace(text, self._token)
