@@ -14,16 +14,19 @@ version pinned in uv.lock), and `FastVader.supported()` says whether the install
 
 from __future__ import annotations
 
+import math
+import string
 from importlib.metadata import version
 from typing import Any
 
 from vaderSentiment.vaderSentiment import (
     BOOSTER_DICT,
+    C_INCR,
     N_SCALAR,
     NEGATE,
     SPECIAL_CASES,
     SentimentIntensityAnalyzer,
-    SentiText,
+    normalize,
 )
 
 VERSION = "3.3.2"
@@ -57,22 +60,71 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # the librar
         if not self._emoji_chars.isdisjoint(text):
             return dict(super().polarity_scores(text))  # emoji to their descriptions: the library's walk
         text = text.strip()
-        sentitext = SentiText(text)
-        words = sentitext.words_and_emoticons
-        low = self._lower(words)
+        # SentiText: the words with their outer punctuation stripped (unless 2 letters or fewer
+        # remain: an emoticon), and whether some but not all of them are in capitals
+        punctuation = _PUNCTUATION
+        words = [token if len(stripped := token.strip(punctuation)) <= 2 else stripped for token in text.split()]
+        capitals = sum(map(str.isupper, words))
+        is_cap_diff = 0 < len(words) - capitals < len(words)
+        low = [w.lower() for w in words]
+        self._lowered = (words, low)
         lexicon = self.lexicon
         last = len(words) - 1
-        sentiments: list[Any] = []
-        for i, item in enumerate(words):
+        sentiments: list[Any] = [0] * len(words)  # a word not in the lexicon, a booster or "kind of": 0
+        for i in [i for i, word in enumerate(low) if word in lexicon]:
             word = low[i]
-            # a booster, "kind of", or a word not in the lexicon (sentiment_valence would append 0)
-            if word in BOOSTER_DICT or (word == "kind" and i < last and low[i + 1] == "of") or word not in lexicon:
-                sentiments.append(0)
-            else:
-                sentiments = self.sentiment_valence(0, sentitext, item, i, sentiments)
+            if word not in BOOSTER_DICT and not (word == "kind" and i < last and low[i + 1] == "of"):
+                sentiments[i] = self._valence(words, low, i, is_cap_diff)
         if "but" in low:
             sentiments = self._but_check(words, sentiments)
-        return dict(self.score_valence(sentiments, text))
+        return _score(sentiments, text)
+
+    def _valence(self, words: list[str], w: list[str], i: int, is_cap_diff: bool) -> float:
+        """The library's `sentiment_valence` for the lexicon word at `i`, operation for operation."""
+        lexicon = self.lexicon
+        word = w[i]
+        valence = lexicon[word]
+        if word == "no" and i != len(w) - 1 and w[i + 1] in lexicon:
+            valence = 0.0
+        if (
+            (i > 0 and w[i - 1] == "no")
+            or (i > 1 and w[i - 2] == "no")
+            or (i > 2 and w[i - 3] == "no" and w[i - 1] in ("or", "nor"))
+        ):
+            valence = lexicon[word] * N_SCALAR
+        if is_cap_diff and words[i].isupper():
+            if valence > 0:
+                valence += C_INCR
+            else:
+                valence -= C_INCR
+        for start_i in range(3):
+            if i > start_i and w[i - (start_i + 1)] not in lexicon:
+                before = w[i - (start_i + 1)]
+                s = 0.0  # scalar_inc_dec
+                if before in BOOSTER_DICT:
+                    s = BOOSTER_DICT[before]
+                    if valence < 0:
+                        s *= -1
+                    if is_cap_diff and words[i - (start_i + 1)].isupper():
+                        if valence > 0:
+                            s += C_INCR
+                        else:
+                            s -= C_INCR
+                if start_i == 1 and s != 0:
+                    s = s * 0.95
+                if start_i == 2 and s != 0:
+                    s = s * 0.9
+                valence = valence + s
+                valence = self._negation_check(valence, words, start_i, i)
+                if start_i == 2:
+                    valence = self._special_idioms_check(valence, words, i)
+        # _least_check
+        if i > 1 and w[i - 1] not in lexicon and w[i - 1] == "least":
+            if w[i - 2] != "at" and w[i - 2] != "very":
+                valence = valence * N_SCALAR
+        elif i > 0 and w[i - 1] not in lexicon and w[i - 1] == "least":
+            valence = valence * N_SCALAR
+        return valence
 
     def _negation_check(self, valence: float, words: list[str], start_i: int, i: int) -> float:
         w = self._lower(words)
@@ -98,6 +150,8 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # the librar
 
     def _special_idioms_check(self, valence: float, words: list[str], i: int) -> float:
         w = self._lower(words)
+        if _IDIOM_WORDS.isdisjoint(w[max(0, i - 3) : i + 3]):
+            return valence  # no idiom or booster phrase can be among the words it looks at
         onezero = f"{w[i - 1]} {w[i]}"
         twoonezero = f"{w[i - 2]} {w[i - 1]} {w[i]}"
         twoone = f"{w[i - 2]} {w[i - 1]}"
@@ -119,3 +173,48 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # the librar
             if n_gram in BOOSTER_DICT:
                 valence = valence + BOOSTER_DICT[n_gram]
         return valence
+
+
+_PUNCTUATION = string.punctuation
+#: The words of VADER's idioms and of its boosters of more than one word.
+_IDIOM_WORDS = frozenset(
+    word for phrase in [*SPECIAL_CASES, *(b for b in BOOSTER_DICT if " " in b)] for word in phrase.split()
+)
+
+
+def _score(sentiments: list[Any], text: str) -> dict[str, float]:
+    """The library's `score_valence`, operation for operation."""
+    if not sentiments:
+        return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
+    sum_s = float(sum(sentiments))
+    ep_count = min(text.count("!"), 4)
+    qm_count = text.count("?")
+    qm_amplifier: float = 0
+    if qm_count > 1:
+        qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
+    punct_emph_amplifier = ep_count * 0.292 + qm_amplifier
+    if sum_s > 0:
+        sum_s += punct_emph_amplifier
+    elif sum_s < 0:
+        sum_s -= punct_emph_amplifier
+    compound = normalize(sum_s)
+    pos_sum = neg_sum = 0.0
+    neu_count = 0
+    for score in sentiments:
+        if score > 0:
+            pos_sum += float(score) + 1
+        if score < 0:
+            neg_sum += float(score) - 1
+        if score == 0:
+            neu_count += 1
+    if pos_sum > math.fabs(neg_sum):
+        pos_sum += punct_emph_amplifier
+    elif pos_sum < math.fabs(neg_sum):
+        neg_sum -= punct_emph_amplifier
+    total = pos_sum + math.fabs(neg_sum) + neu_count
+    return {
+        "neg": round(math.fabs(neg_sum / total), 3),
+        "neu": round(math.fabs(neu_count / total), 3),
+        "pos": round(math.fabs(pos_sum / total), 3),
+        "compound": round(compound, 4),
+    }
