@@ -83,7 +83,7 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # the librar
         """The library's `sentiment_valence` for the lexicon word at `i`, operation for operation."""
         lexicon = self.lexicon
         word = w[i]
-        valence = lexicon[word]
+        valence: float = lexicon[word]
         if word == "no" and i != len(w) - 1 and w[i + 1] in lexicon:
             valence = 0.0
         if (
