@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from npsloop_schemas import (
     Band,
+    FeedbackClassifiedV1,
     FeedbackReceivedV1,
     band_for,
     customer_key,
@@ -70,6 +71,25 @@ def test_rejects_unknown_event_types_and_versions(event_type: str, version: int)
     (_loc, msg), *_ = errors(data)
     assert "Unknown event_type/schema_version" in msg
     assert "feedback.received.v1" in msg  # says what is known
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"event_type": "feedback.teleported"},
+        {"schema_version": 9},
+        {"occurred_at": "2026-11-01T10:00:00"},
+        {"event_id": 7},
+    ],
+)
+def test_a_guessed_type_refuses_with_the_same_errors(change: dict[str, object]) -> None:
+    raw = json.dumps({**feedback(), **change})
+    found = []
+    for guess in ([], [FeedbackReceivedV1], [FeedbackClassifiedV1, FeedbackReceivedV1]):
+        with pytest.raises(ValidationError) as info:
+            parse_event(raw, expect=guess)
+        found.append(info.value.errors())
+    assert found[0] == found[1] == found[2]
 
 
 def test_rejects_bad_json() -> None:
