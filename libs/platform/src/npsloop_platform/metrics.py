@@ -26,12 +26,15 @@ HTTP_SECONDS = Histogram(
     "npsloop_http_request_duration_seconds", "Time to answer, by route template.", ["method", "route"], buckets=_LATENCY
 )
 CONSUMER_LAG = Gauge(
-    "npsloop_consumer_lag", "Messages behind the newest offset, per partition (at the last fetch).",
+    "npsloop_consumer_lag",
+    "Messages behind the newest offset, per partition (at the last fetch).",
     ["group", "topic", "partition"],
 )
 BATCH_SIZE = Histogram("npsloop_consumer_batch_size", "Messages per consumed batch.", ["group"], buckets=_SIZES)
 HANDLER_SECONDS = Histogram(
-    "npsloop_consumer_handler_seconds", "Time of one unit of work (a batch or a part of one).", ["group"],
+    "npsloop_consumer_handler_seconds",
+    "Time of one unit of work (a batch or a part of one).",
+    ["group"],
     buckets=_LATENCY,
 )
 CONSUMED = Counter("npsloop_consumer_events", "Events handled, by type.", ["group", "event_type"])

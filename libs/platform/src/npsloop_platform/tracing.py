@@ -135,7 +135,9 @@ def server_span(method: str, route: str, headers: Sequence[tuple[bytes, bytes]])
         return
     carrier = [(k.decode("latin-1"), v) for k, v in headers]
     with _tracer.start_as_current_span(
-        f"{method} {route}", context=extract(carrier), kind=trace.SpanKind.SERVER,
+        f"{method} {route}",
+        context=extract(carrier),
+        kind=trace.SpanKind.SERVER,
         attributes={"http.request.method": method, "http.route": route},
     ) as span:
         yield span
